@@ -1,0 +1,70 @@
+# tlsgate: GNU make, no autotools.
+PREFIX	?= /usr/local
+BINDIR	?= $(PREFIX)/sbin
+MANDIR	?= $(PREFIX)/share/man
+
+PKGS	 = gnutls inih
+CC	?= cc
+CFLAGS	?= -O2 -g
+WARN	 = -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
+	   -Wmissing-prototypes -Wpointer-arith -Wcast-qual -Werror
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) \
+	   $(shell pkg-config --cflags $(PKGS))
+LDLIBS	 = $(shell pkg-config --libs $(PKGS)) -lpthread
+
+SRCS	 = proxy.c relay.c tls.c config.c log.c
+LIBOBJS	 = relay.o tls.o config.o log.o
+HDRS	 = relay.h tls.h config.h log.h
+
+B	?= .
+OBJS	 = $(SRCS:%.c=$(B)/%.o)
+
+all: $(B)/tlsgate
+
+$(B)/tlsgate: $(OBJS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(LDLIBS)
+
+$(B)/%.o: %.c $(HDRS)
+	@mkdir -p $(B)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B)/config_test: test/unit/config_test.c $(LIBOBJS:%=$(B)/%)
+	$(CC) $(ALL_CFLAGS) -I. -o $@ $^ $(LDLIBS)
+
+HELPERS	 = $(patsubst test/helpers/%.c,$(B)/test/helpers/%,$(wildcard test/helpers/*.c))
+$(B)/test/helpers/%: test/helpers/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< -lpthread
+
+deps:
+	@scripts/deps build
+
+test-deps:
+	@scripts/deps test
+
+certs: demo/ca.pem
+demo/ca.pem:
+	scripts/mkcerts demo
+
+run: deps
+	@$(MAKE) --no-print-directory all certs
+	./tlsgate -c routes.ini
+
+check: all $(B)/config_test $(HELPERS)
+	TLSGATE=$(abspath $(B)/tlsgate) HELPERS=$(abspath $(B)/test/helpers) \
+	    CONFIG_TEST=$(abspath $(B)/config_test) test/run $(TESTS)
+
+test: test-deps
+	@$(MAKE) --no-print-directory check
+
+asan:
+	$(MAKE) B=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" LDFLAGS="-fsanitize=address,undefined" all
+
+tsan:
+	$(MAKE) B=build-tsan CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" all
+
+clean:
+	rm -rf tlsgate *.o config_test test/helpers/*.o build-asan build-tsan
+	rm -rf test/helpers/bin $(B)/test
+
+.PHONY: all deps test-deps certs run check test asan tsan clean

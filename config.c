@@ -1,0 +1,856 @@
+/*
+ * config.c: read routes.ini with inih, validate every route, and load what
+ * it names (through tls.c). Never prints: every problem becomes one line
+ * "FILE:LINE: [section] key: reason" in a struct config_errors.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <ini.h>
+
+#include "log.h"
+#include "tls.h"
+#include "config.h"
+
+#define LINE_MAX_LEN	4096
+
+/*
+ * Debian's libinih cuts lines at ini_max_line (200) unless told otherwise;
+ * other builds have a compile-time limit and no such variable. Weak, so
+ * that the reference is NULL where the library lacks it.
+ */
+extern int ini_max_line __attribute__((weak));
+
+static const char *const key_names[K_COUNT] = {
+	"accept", "connect", "cert", "key", "ca", "verify", "server_name",
+	"allow_peers", "priority", "psk_file", "psk_identity", "resumption",
+	"connect_timeout", "handshake_timeout", "idle_timeout", "max_sessions",
+};
+
+/* Which keys apply to which side of a route. */
+#define TLS_KEYS	((1u << K_CERT) | (1u << K_KEY) | (1u << K_CA) | \
+	(1u << K_VERIFY) | (1u << K_ALLOW_PEERS) | (1u << K_PRIORITY) | \
+	(1u << K_PSK_FILE) | (1u << K_RESUMPTION))
+#define CONNECT_ONLY	((1u << K_SERVER_NAME) | (1u << K_PSK_IDENTITY))
+
+enum { G_LOG_LEVEL, G_MAX_SESSIONS, G_SHUTDOWN_GRACE, G_CONNECT_TIMEOUT,
+	G_HANDSHAKE_TIMEOUT, G_IDLE_TIMEOUT, G_COUNT };
+
+static const char *const gateway_keys[G_COUNT] = {
+	"log_level", "max_sessions", "shutdown_grace", "connect_timeout",
+	"handshake_timeout", "idle_timeout",
+};
+
+/* A number key's bounds. */
+struct bounds {
+	long long	 min, max;
+};
+
+static const struct bounds timeout_bounds = { 1, 3600 };
+static const struct bounds idle_bounds = { 0, 31536000 };	/* a year */
+static const struct bounds sessions_bounds = { 1, 1000000 };
+static const struct bounds grace_bounds = { 0, 3600 };
+
+/* Raw values of a section, as read; validated once the file is read. */
+struct section {
+	char		*name;
+	int		 line;
+	char		*value[K_COUNT];
+	int		 key_line[K_COUNT];
+};
+
+struct parse {
+	const char	*path;
+	FILE		*fp;
+	int		 lineno;
+	struct config_errors *errs;
+	struct section	*sections;
+	size_t		 nsections;
+	char		*gval[G_COUNT];
+	int		 gline[G_COUNT];
+	int		 gateway_line;
+	long		 cur;		/* section index; -2 [gateway]; -1 none */
+};
+
+const char *
+config_key_name(enum key k)
+{
+	return key_names[k];
+}
+
+static void
+add_error(struct config_errors *errs, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+add_error(struct config_errors *errs, const char *fmt, ...)
+{
+	char **lines;
+	char *s;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n == -1)
+		return;		/* out of memory: the error count still fails */
+	if ((lines = realloc(errs->lines, (errs->n + 1) * sizeof(*lines))) ==
+	    NULL) {
+		free(s);
+		return;
+	}
+	errs->lines = lines;
+	errs->lines[errs->n++] = s;
+}
+
+void
+config_errors_clear(struct config_errors *errs)
+{
+	size_t i;
+
+	for (i = 0; i < errs->n; i++)
+		free(errs->lines[i]);
+	free(errs->lines);
+	errs->lines = NULL;
+	errs->n = 0;
+}
+
+/* An error about key k of section sec (k < 0: the section itself). */
+static void
+sec_error(struct parse *p, const struct section *sec, int k,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+sec_error(struct parse *p, const struct section *sec, int k,
+    const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	int line;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	line = (k >= 0 && sec->key_line[k] != 0) ? sec->key_line[k] :
+	    sec->line;
+	if (k >= 0)
+		add_error(p->errs, "%s:%d: [%s] %s: %s", p->path, line,
+		    sec->name, key_names[k], msg);
+	else
+		add_error(p->errs, "%s:%d: [%s] %s", p->path, line, sec->name,
+		    msg);
+}
+
+/* A section header, seen by the reader (inih reports none of its own). */
+static void
+enter_section(struct parse *p, const char *hdr)
+{
+	struct section *sec, *secs;
+	const char *end = strchr(hdr, ']');
+	char name[256];
+	size_t i, n = (size_t)(end - hdr - 1);
+
+	p->cur = -1;		/* keys that follow go nowhere */
+	if (n == 0 || n >= sizeof(name)) {
+		add_error(p->errs, "%s:%d: bad section name", p->path,
+		    p->lineno);
+		return;
+	}
+	memcpy(name, hdr + 1, n);
+	name[n] = '\0';
+	if (strcmp(name, "gateway") == 0) {
+		if (p->gateway_line != 0)
+			add_error(p->errs, "%s:%d: [gateway] section given "
+			    "twice (first at line %d)", p->path, p->lineno,
+			    p->gateway_line);
+		else
+			p->cur = -2;
+		p->gateway_line = p->lineno;
+		return;
+	}
+	for (i = 0; i < p->nsections; i++) {
+		if (strcmp(p->sections[i].name, name) == 0) {
+			add_error(p->errs, "%s:%d: [%s] section given twice "
+			    "(first at line %d)", p->path, p->lineno, name,
+			    p->sections[i].line);
+			return;
+		}
+	}
+	secs = realloc(p->sections, (p->nsections + 1) * sizeof(*secs));
+	if (secs == NULL)
+		return;
+	p->sections = secs;
+	sec = &p->sections[p->nsections];
+	memset(sec, 0, sizeof(*sec));
+	if ((sec->name = strdup(name)) == NULL)
+		return;
+	sec->line = p->lineno;
+	p->cur = (long)p->nsections++;
+}
+
+/*
+ * The inih reader: one line per call, counted, so that every error has
+ * its line whatever the inih build. A line that does not fit is an error
+ * rather than silently cut. Leading blanks are dropped so that an
+ * indented key is a key, not an inih continuation line. Syntax is checked
+ * here since inih reports only the first bad line.
+ */
+static char *
+read_line(char *str, int num, void *stream)
+{
+	struct parse *p = stream;
+	size_t n = 0;
+	int c, toolong = 0;
+
+	if (num <= 1)
+		return NULL;
+	while ((c = getc(p->fp)) == ' ' || c == '\t')
+		;
+	for (; c != EOF; c = getc(p->fp)) {
+		if (n + 1 < (size_t)num)
+			str[n++] = (char)c;
+		else
+			toolong = 1;
+		if (c == '\n')
+			break;
+	}
+	if (n == 0 && c == EOF)
+		return NULL;
+	str[n] = '\0';
+	p->lineno++;
+	if (toolong) {
+		add_error(p->errs, "%s:%d: line too long (at most %d bytes)",
+		    p->path, p->lineno, num - 2);
+		str[0] = '\0';	/* inih sees an empty line */
+	} else if (str[0] == '[') {
+		if (strchr(str, ']') == NULL) {
+			add_error(p->errs, "%s:%d: syntax error: section "
+			    "header without ']'", p->path, p->lineno);
+			str[0] = '\0';
+			p->cur = -1;
+		} else
+			enter_section(p, str);
+	} else if (str[0] != '\0' && strchr(";#\r\n", str[0]) == NULL &&
+	    strpbrk(str, "=:") == NULL) {
+		add_error(p->errs, "%s:%d: syntax error: expected "
+		    "'key = value' or '[section]'", p->path, p->lineno);
+		str[0] = '\0';
+	}
+	return str;
+}
+
+static int
+on_key(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse *p = user;
+	struct section *sec;
+	char **slot;
+	int *lslot, k;
+
+	if (section[0] == '\0') {
+		add_error(p->errs, "%s:%d: %s: key outside any section",
+		    p->path, p->lineno, name);
+		return 1;
+	}
+	if (p->cur == -1)
+		return 1;	/* in a section already reported */
+	if (p->cur == -2) {
+		for (k = 0; k < G_COUNT; k++)
+			if (strcmp(name, gateway_keys[k]) == 0)
+				break;
+		if (k == G_COUNT) {
+			add_error(p->errs, "%s:%d: [gateway] %s: unknown key",
+			    p->path, p->lineno, name);
+			return 1;
+		}
+		slot = &p->gval[k];
+		lslot = &p->gline[k];
+	} else {
+		sec = &p->sections[p->cur];
+		for (k = 0; k < K_COUNT; k++)
+			if (strcmp(name, key_names[k]) == 0)
+				break;
+		if (k == K_COUNT) {
+			add_error(p->errs, "%s:%d: [%s] %s: unknown key",
+			    p->path, p->lineno, section, name);
+			return 1;
+		}
+		slot = &sec->value[k];
+		lslot = &sec->key_line[k];
+	}
+	if (*slot != NULL) {
+		add_error(p->errs, "%s:%d: [%s] %s: given twice (first at "
+		    "line %d)", p->path, p->lineno, section, name, *lslot);
+		return 1;
+	}
+	if ((*slot = strdup(value)) == NULL)
+		return 0;
+	*lslot = p->lineno;
+	return 1;
+}
+
+/* Parse "SCHEME://HOST:PORT". Returns NULL or what is wrong. */
+static const char *
+parse_addr(const char *s, struct addr *a)
+{
+	const char *host, *end, *port;
+	size_t hlen;
+	char *ep;
+	long n;
+
+	memset(a, 0, sizeof(*a));
+	if (strncmp(s, "tcp://", 6) == 0)
+		a->scheme = SCHEME_TCP;
+	else if (strncmp(s, "tls://", 6) == 0)
+		a->scheme = SCHEME_TLS;
+	else if (strstr(s, "://") != NULL)
+		return "bad scheme: use tcp:// or tls://";
+	else
+		return "expected tcp://HOST:PORT or tls://HOST:PORT";
+	host = s + 6;
+	if (*host == '[') {
+		if ((end = strchr(host, ']')) == NULL)
+			return "IPv6 address without ']'";
+		host++;
+		hlen = (size_t)(end - host);
+		if (end[1] != ':')
+			return "missing :PORT";
+		port = end + 2;
+	} else {
+		if ((end = strrchr(host, ':')) == NULL)
+			return "missing :PORT";
+		hlen = (size_t)(end - host);
+		port = end + 1;
+	}
+	if (hlen == 0)
+		return "missing host";
+	if (hlen >= sizeof(a->host))
+		return "host name too long";
+	memcpy(a->host, host, hlen);
+	a->host[hlen] = '\0';
+	if (host[-1] == '[') {
+		struct in6_addr in6;
+
+		if (inet_pton(AF_INET6, a->host, &in6) != 1)
+			return "bad IPv6 address";
+	} else if (strspn(a->host, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != hlen) {
+		return "bad host name (IPv6 addresses go in brackets)";
+	}
+	errno = 0;
+	n = strtol(port, &ep, 10);
+	if (*port == '\0' || *ep != '\0' || errno != 0 || n < 1 || n > 65535)
+		return "bad port (1-65535)";
+	snprintf(a->port, sizeof(a->port), "%ld", n);
+	snprintf(a->text, sizeof(a->text), "%s", s);
+	return NULL;
+}
+
+int
+config_is_ip(const char *host)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	return inet_pton(AF_INET, host, &a4) == 1 ||
+	    inet_pton(AF_INET6, host, &a6) == 1;
+}
+
+/* Parse a number within b; returns NULL or what is wrong. */
+static const char *
+parse_num(const char *s, const struct bounds *b, unsigned *out)
+{
+	static __thread char msg[80];
+	long long v;
+	char *ep;
+
+	errno = 0;
+	v = strtoll(s, &ep, 10);
+	if (*s == '\0' || *ep != '\0' || errno == ERANGE ||
+	    ((*s < '0' || *s > '9') && *s != '-')) {
+		snprintf(msg, sizeof(msg), "not a number: \"%s\"", s);
+		return msg;
+	}
+	if (v < b->min || v > b->max) {
+		snprintf(msg, sizeof(msg), "out of range (%lld to %lld)",
+		    b->min, b->max);
+		return msg;
+	}
+	*out = (unsigned)v;
+	return NULL;
+}
+
+static int
+parse_yesno(const char *s, int *out)
+{
+	if (strcasecmp(s, "yes") == 0 || strcasecmp(s, "true") == 0 ||
+	    strcmp(s, "1") == 0 || strcasecmp(s, "on") == 0)
+		*out = 1;
+	else if (strcasecmp(s, "no") == 0 || strcasecmp(s, "false") == 0 ||
+	    strcmp(s, "0") == 0 || strcasecmp(s, "off") == 0)
+		*out = 0;
+	else
+		return -1;
+	return 0;
+}
+
+/* Split "a, b,c" into a NULL-terminated array. */
+static char **
+split_list(const char *s)
+{
+	char **v, *copy, *tok, *save;
+	size_t n = 0, cap = 1;
+	const char *t;
+
+	for (t = s; *t != '\0'; t++)
+		cap += (*t == ',');
+	if ((v = calloc(cap + 1, sizeof(*v))) == NULL)
+		return NULL;
+	if ((copy = strdup(s)) == NULL) {
+		free(v);
+		return NULL;
+	}
+	for (tok = strtok_r(copy, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save)) {
+		char *e;
+
+		while (*tok == ' ' || *tok == '\t')
+			tok++;
+		e = tok + strlen(tok);
+		while (e > tok && (e[-1] == ' ' || e[-1] == '\t'))
+			*--e = '\0';
+		if (*tok != '\0' && (v[n] = strdup(tok)) != NULL)
+			n++;
+	}
+	free(copy);
+	return v;
+}
+
+static void
+route_free(struct route *r)
+{
+	size_t i;
+
+	if (r == NULL)
+		return;
+	tls_ctx_free(r->tls);
+	free(r->name);
+	free(r->cert);
+	free(r->key);
+	free(r->ca);
+	free(r->server_name);
+	for (i = 0; r->allow_peers != NULL && r->allow_peers[i] != NULL; i++)
+		free(r->allow_peers[i]);
+	free(r->allow_peers);
+	free(r->priority);
+	free(r->psk_file);
+	free(r->psk_identity);
+	free(r);
+}
+
+struct route *
+config_route_ref(struct route *r)
+{
+	atomic_fetch_add(&r->refs, 1);
+	return r;
+}
+
+void
+config_route_unref(struct route *r)
+{
+	if (r != NULL && atomic_fetch_sub(&r->refs, 1) == 1)
+		route_free(r);
+}
+
+/* Take a raw value: the route now owns it. */
+static char *
+take(struct section *sec, enum key k)
+{
+	char *v = sec->value[k];
+
+	sec->value[k] = NULL;
+	return v;
+}
+
+/* Reports from tls.c land on the key's line. */
+struct tls_report {
+	struct parse		*p;
+	const struct section	*sec;
+};
+
+static void
+tls_report(void *arg, enum key k, const char *fmt, ...)
+{
+	struct tls_report *t = arg;
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	sec_error(t->p, t->sec, (int)k, "%s", msg);
+}
+
+/* Keys whose defaults come from [gateway]. */
+struct defaults {
+	unsigned	 connect_timeout, handshake_timeout, idle_timeout;
+	unsigned	 max_sessions;
+};
+
+static int
+check_number(struct parse *p, struct section *sec, enum key k,
+    const struct bounds *b, unsigned *out)
+{
+	const char *why;
+
+	if (sec->value[k] == NULL)
+		return 0;
+	if ((why = parse_num(sec->value[k], b, out)) != NULL) {
+		sec_error(p, sec, (int)k, "%s", why);
+		return -1;
+	}
+	return 0;
+}
+
+/* Check the keys that must, or must not, be there for the route's kind. */
+static int
+check_kind(struct parse *p, struct section *sec, const struct route *r)
+{
+	int tls_accept = (r->accept.scheme == SCHEME_TLS);
+	int tls_connect = (r->connect.scheme == SCHEME_TLS);
+	unsigned allowed = 0;
+	int k, bad = 0;
+
+	if (tls_accept && tls_connect) {
+		sec_error(p, sec, K_CONNECT, "tls->tls routes are not "
+		    "supported");
+		return -1;
+	}
+	if (tls_accept || tls_connect)
+		allowed |= TLS_KEYS;
+	if (tls_connect)
+		allowed |= CONNECT_ONLY;
+	for (k = K_CERT; k <= K_RESUMPTION; k++) {
+		if (sec->value[k] == NULL || (allowed & (1u << k)))
+			continue;
+		if (!tls_accept && !tls_connect)
+			sec_error(p, sec, k, "not allowed on a tcp->tcp "
+			    "route (no TLS side)");
+		else
+			sec_error(p, sec, k, "applies only to a tls:// "
+			    "connect");
+		bad = -1;
+	}
+	if (bad)
+		return -1;
+	if ((sec->value[K_CERT] == NULL) != (sec->value[K_KEY] == NULL)) {
+		sec_error(p, sec, sec->value[K_CERT] == NULL ? K_CERT : K_KEY,
+		    "missing: cert and key go together");
+		bad = -1;
+	}
+	if (tls_accept && sec->value[K_CERT] == NULL &&
+	    sec->value[K_KEY] == NULL && sec->value[K_PSK_FILE] == NULL) {
+		sec_error(p, sec, K_CERT, "missing: a tls:// accept needs "
+		    "cert and key (or psk_file)");
+		bad = -1;
+	}
+	if (sec->value[K_PSK_IDENTITY] != NULL &&
+	    sec->value[K_PSK_FILE] == NULL) {
+		sec_error(p, sec, K_PSK_IDENTITY, "needs psk_file");
+		bad = -1;
+	}
+	return bad;
+}
+
+static int
+check_tls(struct parse *p, struct section *sec, struct route *r)
+{
+	int tls_connect = (r->connect.scheme == SCHEME_TLS);
+	const char *v;
+	int bad = 0;
+
+	r->cert = take(sec, K_CERT);
+	r->key = take(sec, K_KEY);
+	r->ca = take(sec, K_CA);
+	r->priority = take(sec, K_PRIORITY);
+	r->psk_file = take(sec, K_PSK_FILE);
+	r->psk_identity = take(sec, K_PSK_IDENTITY);
+	if (tls_connect && r->ca == NULL && r->psk_file == NULL &&
+	    (r->ca = strdup("system")) == NULL)
+		return -1;
+	if ((v = sec->value[K_VERIFY]) == NULL)
+		r->verify = (tls_connect || r->ca != NULL) ? VERIFY_REQUIRE :
+		    VERIFY_NONE;
+	else if (strcmp(v, "require") == 0)
+		r->verify = VERIFY_REQUIRE;
+	else if (strcmp(v, "optional") == 0)
+		r->verify = VERIFY_OPTIONAL;
+	else if (strcmp(v, "none") == 0)
+		r->verify = VERIFY_NONE;
+	else {
+		sec_error(p, sec, K_VERIFY, "must be require, optional or "
+		    "none, not \"%s\"", v);
+		bad = -1;
+	}
+	if (r->verify != VERIFY_NONE && r->ca == NULL &&
+	    sec->value[K_VERIFY] != NULL && r->psk_file == NULL) {
+		sec_error(p, sec, K_VERIFY, "%s needs ca", v);
+		bad = -1;
+	}
+	if (sec->value[K_ALLOW_PEERS] != NULL) {
+		if (r->verify == VERIFY_NONE) {
+			sec_error(p, sec, K_ALLOW_PEERS, "needs verification "
+			    "(ca, and verify not none)");
+			bad = -1;
+		}
+		r->allow_peers = split_list(sec->value[K_ALLOW_PEERS]);
+		if (r->allow_peers == NULL)
+			return -1;
+		if (r->allow_peers[0] == NULL) {
+			sec_error(p, sec, K_ALLOW_PEERS, "empty list");
+			bad = -1;
+		}
+	}
+	if (tls_connect) {
+		r->server_name = take(sec, K_SERVER_NAME);
+		if (r->server_name == NULL &&
+		    (r->server_name = strdup(r->connect.host)) == NULL)
+			return -1;
+	}
+	r->resumption = 1;
+	if (sec->value[K_RESUMPTION] != NULL &&
+	    parse_yesno(sec->value[K_RESUMPTION], &r->resumption) == -1) {
+		sec_error(p, sec, K_RESUMPTION, "must be yes or no");
+		bad = -1;
+	}
+	return bad;
+}
+
+/* Build a route from a section; NULL when it has errors (reported). */
+static struct route *
+build_route(struct parse *p, struct section *sec, const struct defaults *d)
+{
+	struct tls_report rep = { p, sec };
+	struct route *r;
+	const char *why;
+	int bad = 0, k;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	atomic_init(&r->refs, 1);
+	r->line = sec->line;
+	memcpy(r->key_line, sec->key_line, sizeof(r->key_line));
+	if ((r->name = strdup(sec->name)) == NULL)
+		goto fail;
+	for (k = K_ACCEPT; k <= K_CONNECT; k++) {
+		struct addr *a = (k == K_ACCEPT) ? &r->accept : &r->connect;
+
+		if (sec->value[k] == NULL) {
+			sec_error(p, sec, k, "missing");
+			bad = -1;
+		} else if ((why = parse_addr(sec->value[k], a)) != NULL) {
+			sec_error(p, sec, k, "%s: \"%s\"", why,
+			    sec->value[k]);
+			bad = -1;
+		} else if (k == K_ACCEPT && !config_is_ip(a->host)) {
+			sec_error(p, sec, k, "listen on an IP address, not "
+			    "\"%s\"", a->host);
+			bad = -1;
+		}
+	}
+	if (bad || check_kind(p, sec, r) == -1)
+		goto fail;
+	r->connect_timeout = d->connect_timeout;
+	r->handshake_timeout = d->handshake_timeout;
+	r->idle_timeout = d->idle_timeout;
+	r->max_sessions = d->max_sessions;
+	bad |= check_number(p, sec, K_CONNECT_TIMEOUT, &timeout_bounds,
+	    &r->connect_timeout);
+	bad |= check_number(p, sec, K_HANDSHAKE_TIMEOUT, &timeout_bounds,
+	    &r->handshake_timeout);
+	bad |= check_number(p, sec, K_IDLE_TIMEOUT, &idle_bounds,
+	    &r->idle_timeout);
+	bad |= check_number(p, sec, K_MAX_SESSIONS, &sessions_bounds,
+	    &r->max_sessions);
+	if (r->accept.scheme == SCHEME_TLS || r->connect.scheme == SCHEME_TLS) {
+		bad |= check_tls(p, sec, r);
+		if (bad == 0 && tls_ctx_new(r, &r->tls, tls_report, &rep) == -1)
+			bad = -1;
+	}
+	if (bad)
+		goto fail;
+	return r;
+fail:
+	route_free(r);
+	return NULL;
+}
+
+/* [gateway]: global settings and the routes' defaults. */
+static int
+build_gateway(struct parse *p, struct config *c, struct defaults *d)
+{
+	static const struct bounds *const bounds[G_COUNT] = {
+		NULL, &sessions_bounds, &grace_bounds, &timeout_bounds,
+		&timeout_bounds, &idle_bounds,
+	};
+	unsigned *const out[G_COUNT] = {
+		NULL, &c->max_sessions, &c->shutdown_grace,
+		&d->connect_timeout, &d->handshake_timeout, &d->idle_timeout,
+	};
+	const char *why;
+	int k, bad = 0;
+
+	if (p->gval[G_LOG_LEVEL] != NULL) {
+		if (log_level_parse(p->gval[G_LOG_LEVEL], &c->log_level) ==
+		    -1) {
+			add_error(p->errs, "%s:%d: [gateway] log_level: must "
+			    "be error, warn, info or debug", p->path,
+			    p->gline[G_LOG_LEVEL]);
+			bad = -1;
+		} else
+			c->log_level_set = 1;
+	}
+	for (k = G_MAX_SESSIONS; k < G_COUNT; k++) {
+		if (p->gval[k] == NULL)
+			continue;
+		if ((why = parse_num(p->gval[k], bounds[k], out[k])) != NULL) {
+			add_error(p->errs, "%s:%d: [gateway] %s: %s", p->path,
+			    p->gline[k], gateway_keys[k], why);
+			bad = -1;
+		}
+	}
+	d->max_sessions = c->max_sessions;
+	return bad;
+}
+
+/* Two routes may not listen on the same address. */
+static void
+check_listeners(struct parse *p, struct config *c)
+{
+	size_t i, j;
+
+	for (i = 0; i < c->nroutes; i++) {
+		const struct route *a = c->routes[i];
+
+		for (j = 0; j < i; j++) {
+			const struct route *b = c->routes[j];
+
+			if (strcmp(a->accept.host, b->accept.host) == 0 &&
+			    strcmp(a->accept.port, b->accept.port) == 0)
+				add_error(p->errs, "%s:%d: [%s] accept: "
+				    "%s:%s is already the accept address of "
+				    "[%s]", p->path, a->key_line[K_ACCEPT],
+				    a->name, a->accept.host, a->accept.port,
+				    b->name);
+		}
+	}
+}
+
+static void
+parse_free(struct parse *p)
+{
+	size_t i;
+	int k;
+
+	for (i = 0; i < p->nsections; i++) {
+		free(p->sections[i].name);
+		for (k = 0; k < K_COUNT; k++)
+			free(p->sections[i].value[k]);
+	}
+	free(p->sections);
+	for (k = 0; k < G_COUNT; k++)
+		free(p->gval[k]);
+}
+
+static int
+read_file(struct parse *p)
+{
+	char buf[128];
+	int ret;
+
+	if ((p->fp = fopen(p->path, "r")) == NULL) {
+		add_error(p->errs, "%s: cannot read: %s", p->path,
+		    log_strerror(errno, buf, sizeof(buf)));
+		return -1;
+	}
+	if (&ini_max_line != NULL)
+		ini_max_line = LINE_MAX_LEN;
+	ret = ini_parse_stream(read_line, p, on_key, p);
+	if (ferror(p->fp))
+		add_error(p->errs, "%s: read error", p->path);
+	if (fclose(p->fp) == EOF)
+		add_error(p->errs, "%s: read error", p->path);
+	p->fp = NULL;
+	if (ret == -2)
+		add_error(p->errs, "%s: out of memory", p->path);
+	else if (ret > 0 && p->errs->n == 0)
+		add_error(p->errs, "%s:%d: syntax error", p->path, ret);
+	return 0;
+}
+
+struct config *
+config_load(const char *path, struct config_errors *errs)
+{
+	struct parse p;
+	struct config *c;
+	struct defaults d = { 10, 10, 43200, 0 };
+	struct route *r;
+	size_t i;
+
+	memset(&p, 0, sizeof(p));
+	p.path = path;
+	p.errs = errs;
+	p.cur = -1;
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->path = strdup(path)) == NULL)
+		goto oom;
+	c->log_level = LOG_INFO;
+	c->max_sessions = 10000;
+	c->shutdown_grace = 10;
+	if (read_file(&p) == -1)
+		goto fail;
+	build_gateway(&p, c, &d);
+	if ((c->routes = calloc(p.nsections + 1, sizeof(*c->routes))) == NULL)
+		goto oom;
+	for (i = 0; i < p.nsections; i++)
+		if ((r = build_route(&p, &p.sections[i], &d)) != NULL)
+			c->routes[c->nroutes++] = r;
+	check_listeners(&p, c);
+	if (p.nsections == 0 && errs->n == 0)
+		add_error(errs, "%s: no routes", path);
+	if (errs->n > 0)
+		goto fail;
+	parse_free(&p);
+	return c;
+oom:
+	add_error(errs, "%s: out of memory", path);
+fail:
+	if (errs->n == 0)
+		add_error(errs, "%s: out of memory", path);
+	parse_free(&p);
+	config_free(c);
+	return NULL;
+}
+
+void
+config_free(struct config *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < c->nroutes; i++)
+		config_route_unref(c->routes[i]);
+	free(c->routes);
+	free(c->path);
+	free(c);
+}

@@ -1,0 +1,94 @@
+#ifndef CONFIG_H
+#define CONFIG_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "log.h"
+
+struct tls_ctx;
+
+enum scheme { SCHEME_TCP, SCHEME_TLS };
+
+struct addr {
+	enum scheme	 scheme;
+	char		 host[256];	/* without brackets */
+	char		 port[8];
+	char		 text[300];	/* as written, for logs */
+};
+
+enum verify { VERIFY_NONE, VERIFY_OPTIONAL, VERIFY_REQUIRE };
+
+/* The keys a route may carry; also the index of its line in key_line[]. */
+enum key {
+	K_ACCEPT, K_CONNECT, K_CERT, K_KEY, K_CA, K_VERIFY, K_SERVER_NAME,
+	K_ALLOW_PEERS, K_PRIORITY, K_PSK_FILE, K_PSK_IDENTITY, K_RESUMPTION,
+	K_CONNECT_TIMEOUT, K_HANDSHAKE_TIMEOUT, K_IDLE_TIMEOUT,
+	K_MAX_SESSIONS, K_COUNT
+};
+
+/*
+ * A route, immutable once loaded and shared by every session that uses it
+ * (read-only from any thread). Sessions hold a reference: the route and its
+ * TLS context outlive the configuration that loaded it until the last
+ * session ends (reload).
+ */
+struct route {
+	atomic_uint	 refs;
+	char		*name;
+	int		 line;			/* of the [section] */
+	int		 key_line[K_COUNT];	/* 0: not set in the file */
+	struct addr	 accept;
+	struct addr	 connect;
+	char		*cert, *key, *ca;	/* NULL when not set */
+	enum verify	 verify;
+	char		*server_name;
+	char	       **allow_peers;		/* NULL-terminated, or NULL */
+	char		*priority;
+	char		*psk_file, *psk_identity;
+	int		 resumption;
+	unsigned	 connect_timeout;	/* seconds */
+	unsigned	 handshake_timeout;
+	unsigned	 idle_timeout;		/* 0: never */
+	unsigned	 max_sessions;
+	struct tls_ctx	*tls;			/* NULL on a tcp->tcp route */
+	unsigned	 live;			/* relay.c's, under its lock */
+};
+
+struct config {
+	char		*path;
+	enum log_level	 log_level;
+	int		 log_level_set;		/* given in the file */
+	unsigned	 max_sessions;
+	unsigned	 shutdown_grace;
+	struct route   **routes;
+	size_t		 nroutes;
+};
+
+/* Errors, one line each: "FILE:LINE: [section] key: reason". */
+struct config_errors {
+	char		**lines;
+	size_t		  n;
+};
+
+/*
+ * Read, validate and load everything PATH names (certificates, keys, CAs,
+ * priority strings) into a new configuration. On failure return NULL with
+ * every error found in errs.
+ */
+struct config *config_load(const char *path, struct config_errors *errs);
+void config_free(struct config *c);	/* drops its route references */
+
+void config_errors_clear(struct config_errors *errs);
+
+/* The name of a key, e.g. "server_name". */
+const char *config_key_name(enum key k);
+
+/* Whether host is an IPv4 or IPv6 address (not a name). */
+int config_is_ip(const char *host);
+
+/* Sessions take and drop references; the last one frees the route. */
+struct route *config_route_ref(struct route *r);
+void config_route_unref(struct route *r);
+
+#endif

@@ -1,0 +1,132 @@
+/*
+ * log.c: one line per event on stderr, each written with one write(2) so
+ * that lines from concurrent sessions never interleave.
+ */
+#include <sys/uio.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static atomic_int log_level = LOG_INFO;
+
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
+
+void
+log_set_level(enum log_level level)
+{
+	atomic_store(&log_level, level);
+}
+
+int
+log_level_parse(const char *s, enum log_level *out)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
+		if (strcasecmp(s, level_names[i]) == 0) {
+			*out = (enum log_level)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+void
+log_event(enum log_level level, const char *route, uint64_t id,
+    const char *event, const char *fmt, ...)
+{
+	char line[2048];
+	struct timespec ts;
+	struct tm tm;
+	size_t n, cap = sizeof(line) - 1;	/* room for '\n' */
+	ssize_t w;
+	va_list ap;
+	int r;
+
+	if ((int)level > atomic_load(&log_level))
+		return;
+	if (clock_gettime(CLOCK_REALTIME, &ts) == -1 ||
+	    gmtime_r(&ts.tv_sec, &tm) == NULL)
+		memset(&tm, 0, sizeof(tm));
+	n = strftime(line, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+	r = snprintf(line + n, cap - n, ".%03ldZ %s", ts.tv_nsec / 1000000,
+	    level_names[level]);
+	n += (r > 0) ? (size_t)r : 0;
+	if (route != NULL && n < cap) {
+		r = snprintf(line + n, cap - n, " route=%s", route);
+		n += (r > 0) ? (size_t)r : 0;
+	}
+	if (id != 0 && n < cap) {
+		r = snprintf(line + n, cap - n, " session=%" PRIu64, id);
+		n += (r > 0) ? (size_t)r : 0;
+	}
+	if (n < cap) {
+		r = snprintf(line + n, cap - n, " event=%s", event);
+		n += (r > 0) ? (size_t)r : 0;
+	}
+	if (fmt != NULL && fmt[0] != '\0' && n + 1 < cap) {
+		line[n++] = ' ';
+		va_start(ap, fmt);
+		r = vsnprintf(line + n, cap - n, fmt, ap);
+		va_end(ap);
+		n += (r > 0) ? (size_t)r : 0;
+	}
+	if (n > cap)
+		n = cap;	/* truncated: still one line */
+	line[n++] = '\n';
+	do {
+		w = write(STDERR_FILENO, line, n);
+	} while (w == -1 && errno == EINTR);
+}
+
+const char *
+log_quote(const char *s, char *buf, size_t len)
+{
+	const unsigned char *p;
+	size_t n = 0;
+	int bare = (s[0] != '\0');
+
+	for (p = (const unsigned char *)s; *p != '\0'; p++)
+		if (*p <= ' ' || *p == '"' || *p == '\\' || *p == '=' ||
+		    *p >= 0x7f)
+			bare = 0;
+	if (bare) {
+		snprintf(buf, len, "%s", s);
+		return buf;
+	}
+	if (len < 3) {
+		if (len > 0)
+			buf[0] = '\0';
+		return buf;
+	}
+	buf[n++] = '"';
+	for (p = (const unsigned char *)s; *p != '\0' && n + 5 < len; p++) {
+		if (*p == '"' || *p == '\\') {
+			buf[n++] = '\\';
+			buf[n++] = (char)*p;
+		} else if (*p < ' ' || *p >= 0x7f) {
+			n += (size_t)snprintf(buf + n, len - n, "\\x%02x", *p);
+		} else {
+			buf[n++] = (char)*p;
+		}
+	}
+	buf[n++] = '"';
+	buf[n] = '\0';
+	return buf;
+}
+
+const char *
+log_strerror(int errnum, char *buf, size_t len)
+{
+	/* _GNU_SOURCE: the GNU strerror_r, which may return a static string. */
+	return strerror_r(errnum, buf, len);
+}

@@ -1,0 +1,30 @@
+#ifndef LOG_H
+#define LOG_H
+
+#include <stdint.h>
+
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+/* Lines below this level are dropped; set before threads start, or by
+   reload (an atomic store). */
+void log_set_level(enum log_level level);
+int log_level_parse(const char *s, enum log_level *out);
+
+/*
+ * One line on stderr, written with a single write(2):
+ *   TIME LEVEL [route=R] [session=N] event=E DETAILS
+ * route may be NULL and id 0 to leave them out. DETAILS is key=value
+ * text built by the caller; use log_quote() for values from the peer.
+ */
+void log_event(enum log_level level, const char *route, uint64_t id,
+    const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Copy s into buf as a log value: bare if it is a plain word, else in
+   double quotes with '"', '\\' and control characters escaped. */
+const char *log_quote(const char *s, char *buf, size_t len);
+
+/* Thread-safe strerror. */
+const char *log_strerror(int errnum, char *buf, size_t len);
+
+#endif

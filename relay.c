@@ -1,0 +1,722 @@
+/*
+ * relay.c: a session's whole life.
+ *
+ * The accept loop calls relay_start(), which starts one detached thread per
+ * connection. That thread owns struct session from start to end: it opens
+ * the session (TLS handshake, verification, outgoing connection, in the
+ * route's order), starts one joinable helper thread that copies client to
+ * server, copies server to client itself, joins the helper, and alone tears
+ * the session down. Nobody else frees or closes anything of a session.
+ *
+ * End of stream is passed on as a half-close: a plain EOF becomes
+ * close_notify (gnutls_bye(GNUTLS_SHUT_WR), called by the thread that
+ * writes to that TLS session) and close_notify becomes shutdown(SHUT_WR).
+ * The session ends when both directions have ended. Any error ends both at
+ * once: session_fail() records the first reason and wakes the other thread
+ * with shutdown(2), never close(2).
+ */
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gnutls/gnutls.h>
+
+#include "config.h"
+#include "log.h"
+#include "tls.h"
+#include "relay.h"
+
+/* A full TLS record of plaintext per direction. */
+#define BUF_SIZE	16384
+
+/*
+ * Thread stacks. The session thread resolves names, handshakes and
+ * verifies certificates; the helper only copies. Sanitizers need more.
+ */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define STACK_SCALE	4
+#else
+#define STACK_SCALE	1
+#endif
+#define SESSION_STACK	(256 * 1024 * STACK_SCALE)
+#define COPY_STACK	(64 * 1024 * STACK_SCALE)
+
+/* One side of a session: a socket, and a TLS session on it or not. */
+struct end {
+	int			 fd;	/* -1 until open */
+	gnutls_session_t	 tls;	/* NULL: plaintext */
+	const char		*name;	/* "client" or "server" */
+};
+
+struct session {
+	struct session	*prev, *next;	/* live list, under lock */
+	uint64_t	 id;
+	struct route	*route;		/* a reference */
+	struct end	 cli, srv;
+	int64_t		 t0;		/* ms, monotonic */
+	atomic_llong	 last_io;	/* ms, monotonic: idle timeout */
+	atomic_int	 failed;	/* set once, after reason, under lock */
+	int		 reset;		/* close with RST; under lock */
+	int		 rejected;	/* failed before the relay began */
+	char		 reason[256];	/* written once, before failed */
+	uint64_t	 up, down;	/* each written by one copy thread */
+	char		 peer[INET6_ADDRSTRLEN + 8];
+	unsigned char	 buf[2][BUF_SIZE];	/* one per direction */
+};
+
+/* One direction: read from one end, write to the other. */
+struct copy {
+	struct session	*s;
+	struct end	*from, *to;
+	uint64_t	*count;
+	unsigned char	*buf;
+};
+
+static pthread_mutex_t	 lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t	 idle_cond;
+static struct session	*live;		/* listed: fds valid, may be shut */
+static unsigned		 nlive;		/* counted until fully freed */
+static unsigned		 max_sessions = 10000;
+static atomic_uint_fast64_t next_id = 1;
+static pthread_attr_t	 session_attr, copy_attr;
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+relay_init(void)
+{
+	pthread_condattr_t ca;
+	int rc;
+
+	if ((rc = pthread_condattr_init(&ca)) != 0 ||
+	    (rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC)) != 0 ||
+	    (rc = pthread_cond_init(&idle_cond, &ca)) != 0 ||
+	    (rc = pthread_attr_init(&session_attr)) != 0 ||
+	    (rc = pthread_attr_setstacksize(&session_attr, SESSION_STACK)) != 0 ||
+	    (rc = pthread_attr_setdetachstate(&session_attr,
+	    PTHREAD_CREATE_DETACHED)) != 0 ||
+	    (rc = pthread_attr_init(&copy_attr)) != 0 ||
+	    (rc = pthread_attr_setstacksize(&copy_attr, COPY_STACK)) != 0) {
+		errno = rc;
+		return -1;
+	}
+	(void)pthread_condattr_destroy(&ca);
+	return 0;
+}
+
+void
+relay_set_max_sessions(unsigned n)
+{
+	pthread_mutex_lock(&lock);
+	max_sessions = n;
+	pthread_mutex_unlock(&lock);
+}
+
+/* Wake a thread blocked on fd: shut it down, never close it here. */
+static void
+wake(int fd, int how)
+{
+	if (fd != -1)
+		(void)shutdown(fd, how);
+}
+
+/*
+ * Record why the session ends (the first reason wins) and stop both
+ * directions. Called with lock held. from is the end the calling copy
+ * thread reads (NULL outside the copy threads): the other thread reads the
+ * far end and writes this one, so the far end is only shut for reading,
+ * which wakes its reader without sending a FIN; with reset set, the close
+ * then sends the peer a reset rather than a clean end.
+ */
+static void
+fail_locked(struct session *s, const struct end *from, int reset,
+    const char *why)
+{
+	struct end *far;
+
+	if (atomic_load(&s->failed))
+		return;
+	snprintf(s->reason, sizeof(s->reason), "%s", why);
+	s->reset = reset;
+	atomic_store(&s->failed, 1);
+	if (from == NULL) {
+		wake(s->cli.fd, SHUT_RDWR);
+		wake(s->srv.fd, SHUT_RDWR);
+		return;
+	}
+	far = (from == &s->cli) ? &s->srv : &s->cli;
+	wake(from->fd, SHUT_RDWR);
+	wake(far->fd, SHUT_RD);
+}
+
+static void
+session_fail(struct session *s, const struct end *from, int reset,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+session_fail(struct session *s, const struct end *from, int reset,
+    const char *fmt, ...)
+{
+	char why[sizeof(s->reason)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&lock);
+	fail_locked(s, from, reset, why);
+	pthread_mutex_unlock(&lock);
+}
+
+/* Publish an fd of the session so that relay_shutdown_all() can wake it. */
+static void
+set_fd(struct end *e, int fd)
+{
+	pthread_mutex_lock(&lock);
+	e->fd = fd;
+	pthread_mutex_unlock(&lock);
+}
+
+static void
+set_timeout(int fd, int opt, unsigned ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000),
+	    (suseconds_t)(ms % 1000) * 1000 };
+
+	(void)setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof(tv));
+}
+
+static void
+tune_socket(int fd)
+{
+	int one = 1;
+
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+}
+
+/*
+ * The idle timeout fired on one direction: end the session if nothing
+ * moved in either direction for idle_timeout, else return how many ms are
+ * left to wait.
+ */
+static long
+idle_left(struct session *s)
+{
+	int64_t idle = (int64_t)s->route->idle_timeout * 1000;
+	int64_t quiet = now_ms() - atomic_load(&s->last_io);
+
+	return (quiet >= idle) ? 0 : (long)(idle - quiet);
+}
+
+/* Read from e: >0 bytes, 0 at a clean end, -1 when the session failed. */
+static ssize_t
+end_read(struct session *s, struct end *e, unsigned char *buf, size_t len)
+{
+	char eb[128];
+	ssize_t n;
+	long left;
+
+	for (;;) {
+		if (e->tls != NULL)
+			n = gnutls_record_recv(e->tls, buf, len);
+		else if ((n = read(e->fd, buf, len)) == -1)
+			n = (errno == EINTR) ? GNUTLS_E_INTERRUPTED :
+			    (errno == EAGAIN) ? GNUTLS_E_TIMEDOUT : -1;
+		if (n >= 0)
+			return atomic_load(&s->failed) ? -1 : n;
+		if (n == GNUTLS_E_INTERRUPTED)
+			continue;
+		if (atomic_load(&s->failed))
+			return -1;	/* woken by session_fail() */
+		if (n == GNUTLS_E_TIMEDOUT || n == GNUTLS_E_AGAIN) {
+			if ((left = idle_left(s)) == 0)
+				break;
+			if (e->tls != NULL)
+				gnutls_record_set_timeout(e->tls,
+				    (unsigned)left);
+			else
+				set_timeout(e->fd, SO_RCVTIMEO, (unsigned)left);
+			continue;
+		}
+		if (e->tls == NULL)
+			session_fail(s, e, 1, "%s: %s", e->name,
+			    log_strerror(errno, eb, sizeof(eb)));
+		else if (n == GNUTLS_E_PREMATURE_TERMINATION)
+			session_fail(s, e, 1, "%s: TLS stream truncated (no "
+			    "close_notify)", e->name);
+		else if (n == GNUTLS_E_FATAL_ALERT_RECEIVED)
+			session_fail(s, e, 1, "%s sent alert: %s", e->name,
+			    gnutls_alert_get_name(gnutls_alert_get(e->tls)));
+		else if (n == GNUTLS_E_REHANDSHAKE)
+			session_fail(s, e, 1, "%s asked to renegotiate "
+			    "(refused)", e->name);
+		else
+			session_fail(s, e, 1, "%s: %s", e->name,
+			    gnutls_strerror((int)n));
+		return -1;
+	}
+	session_fail(s, e, 0, "idle timeout");
+	return -1;
+}
+
+/* Write all of buf to e (from is the end the data came from). */
+static int
+end_write(struct session *s, const struct end *from, struct end *e,
+    const unsigned char *buf, size_t len)
+{
+	char eb[128];
+	ssize_t n;
+
+	while (len > 0) {
+		if (e->tls != NULL)
+			n = gnutls_record_send(e->tls, buf, len);
+		else if ((n = send(e->fd, buf, len, MSG_NOSIGNAL)) == -1)
+			n = (errno == EINTR) ? GNUTLS_E_INTERRUPTED :
+			    (errno == EAGAIN) ? GNUTLS_E_AGAIN : -1;
+		if (n >= 0) {
+			buf += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n == GNUTLS_E_INTERRUPTED)
+			continue;
+		if (atomic_load(&s->failed))
+			return -1;
+		if (n == GNUTLS_E_AGAIN) {	/* SO_SNDTIMEO: stalled */
+			if (idle_left(s) > 0)
+				continue;
+			session_fail(s, from, 0, "idle timeout (%s not "
+			    "reading)", e->name);
+		} else if (e->tls == NULL)
+			session_fail(s, from, 1, "%s: %s", e->name,
+			    log_strerror(errno, eb, sizeof(eb)));
+		else
+			session_fail(s, from, 1, "%s: %s", e->name,
+			    gnutls_strerror((int)n));
+		return -1;
+	}
+	return 0;
+}
+
+/* Pass a clean end of stream on to e, in the thread that writes to e. */
+static void
+end_close_write(struct session *s, const struct end *from, struct end *e)
+{
+	char eb[128];
+	int ret;
+
+	if (e->tls != NULL) {
+		do {
+			ret = gnutls_bye(e->tls, GNUTLS_SHUT_WR);
+		} while (ret == GNUTLS_E_INTERRUPTED);
+		if (ret < 0 && !atomic_load(&s->failed))
+			session_fail(s, from, 1, "%s: %s", e->name,
+			    gnutls_strerror(ret));
+	} else if (shutdown(e->fd, SHUT_WR) == -1 && errno != ENOTCONN &&
+	    !atomic_load(&s->failed))
+		session_fail(s, from, 1, "%s: %s", e->name,
+		    log_strerror(errno, eb, sizeof(eb)));
+}
+
+/* Copy one direction until its end of stream or the session's failure. */
+static void *
+copy(void *arg)
+{
+	struct copy *c = arg;
+	struct session *s = c->s;
+	ssize_t n;
+
+	while ((n = end_read(s, c->from, c->buf, BUF_SIZE)) > 0) {
+		atomic_store(&s->last_io, now_ms());
+		if (end_write(s, c->from, c->to, c->buf, (size_t)n) == -1)
+			return NULL;
+		*c->count += (uint64_t)n;
+	}
+	if (n == 0)
+		end_close_write(s, c->from, c->to);
+	return NULL;
+}
+
+/*
+ * Connect to the route's connect address, trying every address it
+ * resolves to in turn, within connect_timeout in all.
+ */
+static int
+connect_out(struct session *s)
+{
+	const struct addr *a = &s->route->connect;
+	struct addrinfo hints, *res = NULL, *ai;
+	int64_t deadline = now_ms() + (int64_t)s->route->connect_timeout * 1000;
+	char eb[128];
+	int fd = -1, err = ETIMEDOUT, rc, flags;
+	socklen_t len;
+	struct pollfd pfd;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	if ((rc = getaddrinfo(a->host, a->port, &hints, &res)) != 0) {
+		session_fail(s, NULL, 1, "resolve %s: %s", a->host,
+		    rc == EAI_SYSTEM ? log_strerror(errno, eb, sizeof(eb)) :
+		    gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai != NULL && now_ms() < deadline; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
+		    SOCK_NONBLOCK, ai->ai_protocol);
+		if (fd == -1) {
+			err = errno;
+			continue;
+		}
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			break;
+		if ((err = errno) == EINPROGRESS) {
+			pfd.fd = fd;
+			pfd.events = POLLOUT;
+			rc = poll(&pfd, 1, (int)(deadline - now_ms()));
+			len = sizeof(err);
+			if (rc == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR,
+			    &err, &len) == 0 && err == 0)
+				break;
+			if (rc == 0)
+				err = ETIMEDOUT;
+		}
+		(void)close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd == -1) {
+		if (err == ETIMEDOUT)
+			session_fail(s, NULL, 1, "connect timeout (%s)",
+			    a->text);
+		else
+			session_fail(s, NULL, 1, "connect %s:%s: %s", a->host,
+			    a->port, log_strerror(err, eb, sizeof(eb)));
+		return -1;
+	}
+	if ((flags = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1) {
+		session_fail(s, NULL, 1, "connect: fcntl: %s",
+		    log_strerror(errno, eb, sizeof(eb)));
+		(void)close(fd);
+		return -1;
+	}
+	tune_socket(fd);
+	set_fd(&s->srv, fd);		/* now owned by the session */
+	log_event(LOG_DEBUG, s->route->name, s->id, "connect", "addr=%s",
+	    a->text);
+	return 0;
+}
+
+/* Handshake on e and verify the peer; log the outcome. */
+static int
+handshake(struct session *s, struct end *e)
+{
+	const struct route *r = s->route;
+	char why[256], desc[768];
+
+	if (tls_session_new(r, e->fd, &e->tls, why, sizeof(why)) == -1) {
+		session_fail(s, NULL, 1, "%s", why);
+		return -1;
+	}
+	set_timeout(e->fd, SO_SNDTIMEO, r->handshake_timeout * 1000);
+	if (tls_handshake(r, e->tls, why, sizeof(why), desc,
+	    sizeof(desc)) == -1) {
+		session_fail(s, NULL, 0, "%s", why);
+		return -1;
+	}
+	log_event(LOG_INFO, r->name, s->id, "tls", "%s", desc);
+	return 0;
+}
+
+/*
+ * Open the session in the route's order. Unwrap: the client's handshake
+ * and verification come first, so that a refused client never reaches the
+ * plaintext server. Wrap: the outgoing connection and its handshake come
+ * first, and the client is closed if they fail.
+ */
+static int
+session_open(struct session *s)
+{
+	const struct route *r = s->route;
+	unsigned idle = r->idle_timeout * 1000;
+
+	if (r->accept.scheme == SCHEME_TLS && handshake(s, &s->cli) == -1)
+		return -1;
+	if (connect_out(s) == -1)
+		return -1;
+	if (r->connect.scheme == SCHEME_TLS && handshake(s, &s->srv) == -1)
+		return -1;
+	/* From here on, idle_timeout bounds every wait of the relay. */
+	set_timeout(s->cli.fd, SO_SNDTIMEO, idle);
+	set_timeout(s->srv.fd, SO_SNDTIMEO, idle);
+	set_timeout(s->cli.fd, SO_RCVTIMEO, idle);
+	set_timeout(s->srv.fd, SO_RCVTIMEO, idle);
+	if (s->cli.tls != NULL)
+		gnutls_record_set_timeout(s->cli.tls, idle);
+	if (s->srv.tls != NULL)
+		gnutls_record_set_timeout(s->srv.tls, idle);
+	atomic_store(&s->last_io, now_ms());
+	return 0;
+}
+
+static void
+end_close(struct end *e, int reset)
+{
+	struct linger lg = { 1, 0 };
+
+	if (e->tls != NULL)
+		gnutls_deinit(e->tls);
+	if (e->fd == -1)
+		return;
+	if (reset)
+		(void)setsockopt(e->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	(void)close(e->fd);
+}
+
+/* The end of every session, in its own thread, after the helper's join. */
+static void
+session_close(struct session *s)
+{
+	struct route *r = s->route;
+	const char *reason = "eof";
+	char q[300];
+
+	pthread_mutex_lock(&lock);	/* unlisted: nobody wakes it now */
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		live = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	pthread_mutex_unlock(&lock);
+
+	if (atomic_load(&s->failed))
+		reason = s->reason;
+	if (s->rejected)
+		log_event(LOG_WARN, r->name, s->id, "reject", "reason=%s",
+		    log_quote(reason, q, sizeof(q)));
+	log_event(LOG_INFO, r->name, s->id, "close",
+	    "reason=%s up=%" PRIu64 " down=%" PRIu64 " ms=%" PRId64,
+	    log_quote(reason, q, sizeof(q)), s->up, s->down, now_ms() - s->t0);
+	end_close(&s->cli, s->reset);
+	end_close(&s->srv, s->reset);
+
+	pthread_mutex_lock(&lock);
+	nlive--;
+	r->live--;
+	if (nlive == 0)
+		pthread_cond_broadcast(&idle_cond);
+	pthread_mutex_unlock(&lock);
+	config_route_unref(r);
+	free(s);
+}
+
+static void *
+session_main(void *arg)
+{
+	struct session *s = arg;	/* ours from here to the end */
+	struct copy up = { s, &s->cli, &s->srv, &s->up, s->buf[0] };
+	struct copy down = { s, &s->srv, &s->cli, &s->down, s->buf[1] };
+	pthread_t helper;
+	char eb[128];
+	int rc;
+
+	if (session_open(s) == -1) {
+		s->rejected = 1;
+		goto out;
+	}
+	if ((rc = pthread_create(&helper, &copy_attr, copy, &up)) != 0) {
+		session_fail(s, NULL, 1, "no thread: %s",
+		    log_strerror(rc, eb, sizeof(eb)));
+		goto out;
+	}
+	copy(&down);
+	if ((rc = pthread_join(helper, NULL)) != 0)
+		abort();	/* cannot happen: joinable, ours, once */
+	/* The helper is gone: nobody else touches s now. */
+out:
+	session_close(s);
+	return NULL;
+}
+
+/* At most one line a second about running out of threads or memory. */
+static void
+log_refusal(const struct route *r, const char *peer, const char *why)
+{
+	static atomic_llong last = 0;
+	static atomic_uint dropped = 0;
+	int64_t now = now_ms(), prev = atomic_load(&last);
+
+	if (now - prev < 1000 || !atomic_compare_exchange_strong(&last, &prev,
+	    now)) {
+		atomic_fetch_add(&dropped, 1);
+		return;
+	}
+	log_event(LOG_WARN, r->name, 0, "reject", "peer=%s reason=\"%s\" "
+	    "also=%u", peer, why, atomic_exchange(&dropped, 0));
+}
+
+static void
+format_peer(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN];
+	const void *a;
+	unsigned port;
+
+	if (sa->sa_family == AF_INET6) {
+		a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+		port = ntohs(((const struct sockaddr_in6 *)(const void *)sa)->
+		    sin6_port);
+	} else {
+		a = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+		port = ntohs(((const struct sockaddr_in *)(const void *)sa)->
+		    sin_port);
+	}
+	if (inet_ntop(sa->sa_family, a, host, sizeof(host)) == NULL)
+		snprintf(host, sizeof(host), "?");
+	snprintf(buf, len, sa->sa_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
+	    host, port);
+}
+
+int
+relay_start(int fd, struct route *r, const struct sockaddr *peer,
+    socklen_t peerlen)
+{
+	struct linger lg = { 1, 0 };
+	struct session *s = NULL;
+	char p[INET6_ADDRSTRLEN + 8], eb[128];
+	const char *why = NULL;
+	int rc;
+
+	(void)peerlen;
+	format_peer(peer, p, sizeof(p));
+	pthread_mutex_lock(&lock);
+	if (nlive >= max_sessions)
+		why = "max_sessions reached (gateway)";
+	else if (r->live >= r->max_sessions)
+		why = "max_sessions reached (route)";
+	else {
+		nlive++;
+		r->live++;
+	}
+	pthread_mutex_unlock(&lock);
+	if (why != NULL) {
+		log_event(LOG_WARN, r->name, 0, "reject", "peer=%s reason=\"%s\"",
+		    p, why);
+		goto refuse;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		log_refusal(r, p, "out of memory");
+		goto uncount;
+	}
+	s->id = atomic_fetch_add(&next_id, 1);
+	s->route = config_route_ref(r);
+	s->cli.fd = fd;			/* now owned by s */
+	s->cli.name = "client";
+	s->srv.fd = -1;
+	s->srv.name = "server";
+	s->t0 = now_ms();
+	memcpy(s->peer, p, sizeof(s->peer));
+	tune_socket(fd);
+	log_event(LOG_INFO, r->name, s->id, "open", "peer=%s", p);
+
+	pthread_mutex_lock(&lock);
+	s->next = live;
+	if (live != NULL)
+		live->prev = s;
+	live = s;
+	pthread_mutex_unlock(&lock);
+	if ((rc = pthread_create(&(pthread_t){0}, &session_attr, session_main,
+	    s)) != 0) {
+		log_refusal(r, p, log_strerror(rc, eb, sizeof(eb)));
+		session_fail(s, NULL, 1, "no thread");
+		session_close(s);	/* closes fd, uncounts */
+		return -1;
+	}
+	return 0;
+uncount:
+	pthread_mutex_lock(&lock);
+	nlive--;
+	r->live--;
+	pthread_mutex_unlock(&lock);
+refuse:
+	(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	(void)close(fd);
+	return -1;
+}
+
+unsigned
+relay_count(void)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&lock);
+	n = nlive;
+	pthread_mutex_unlock(&lock);
+	return n;
+}
+
+unsigned
+relay_wait(long ms)
+{
+	struct timespec ts;
+	unsigned n;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&lock);
+	while (nlive > 0) {
+		if (ms < 0)
+			pthread_cond_wait(&idle_cond, &lock);
+		else if (pthread_cond_timedwait(&idle_cond, &lock, &ts) ==
+		    ETIMEDOUT)
+			break;
+	}
+	n = nlive;
+	pthread_mutex_unlock(&lock);
+	return n;
+}
+
+void
+relay_shutdown_all(void)
+{
+	struct session *s;
+
+	pthread_mutex_lock(&lock);
+	for (s = live; s != NULL; s = s->next)
+		fail_locked(s, NULL, 0, "shutdown");
+	pthread_mutex_unlock(&lock);
+}

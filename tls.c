@@ -1,0 +1,669 @@
+/*
+ * tls.c: GnuTLS credentials, sessions and peer verification.
+ *
+ * A struct tls_ctx holds what a route's TLS side needs (certificate
+ * credentials, PSK keys, priorities, the ticket key). It is built once per
+ * load, read-only afterwards, and freed with its route when the last
+ * session using it ends: GnuTLS keeps pointers to credentials for the life
+ * of every session that uses them.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+
+#include "config.h"
+#include "log.h"
+#include "tls.h"
+
+/* TLS 1.2 and 1.3, AEAD ciphers and ECDHE only, AES-GCM first. */
+#define DEFAULT_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:" \
+	"-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:" \
+	"-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-GROUP-ALL:" \
+	"+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:" \
+	"-SIGN-RSA-SHA1:-SIGN-ECDSA-SHA1:%SERVER_PRECEDENCE"
+/* PSK with (EC)DHE only, so that forward secrecy holds. */
+#define PSK_PRIORITY ":+ECDHE-PSK:+DHE-PSK"
+
+#define PSK_MAX	64	/* bytes of key */
+
+struct psk {
+	char		*identity;
+	unsigned char	 key[PSK_MAX];
+	size_t		 keylen;
+};
+
+struct tls_ctx {
+	int				 server;
+	gnutls_certificate_credentials_t x509;
+	gnutls_psk_server_credentials_t	 psk_server;
+	gnutls_psk_client_credentials_t	 psk_client;
+	gnutls_priority_t		 prio;
+	gnutls_datum_t			 ticket_key;	/* server, or empty */
+	struct psk			*psk;
+	size_t				 npsk;
+};
+
+const char *
+tls_default_priority(void)
+{
+	return DEFAULT_PRIORITY;
+}
+
+/* Can path be opened? Names the cause the way open(2) does. */
+static int
+readable(const char *path, tls_err_fn *err, void *arg, enum key k)
+{
+	char buf[128];
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		err(arg, k, "cannot read %s: %s", path,
+		    log_strerror(errno, buf, sizeof(buf)));
+		return -1;
+	}
+	(void)close(fd);
+	return 0;
+}
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* One "identity:hexkey" line into p; returns NULL or what is wrong. */
+static const char *
+psk_parse_line(char *line, struct psk *p)
+{
+	char *colon, *hex, *e;
+	size_t i, n;
+
+	if ((colon = strrchr(line, ':')) == NULL)
+		return "expected identity:hexkey";
+	*colon = '\0';
+	hex = colon + 1;
+	for (e = hex + strlen(hex); e > hex && (e[-1] == '\n' ||
+	    e[-1] == '\r' || e[-1] == ' '); )
+		*--e = '\0';
+	n = strlen(hex);
+	if (line[0] == '\0')
+		return "empty identity";
+	if (n == 0 || n % 2 != 0 || n / 2 > PSK_MAX)
+		return "key must be 2 to 128 hex digits, an even count";
+	for (i = 0; i < n / 2; i++) {
+		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return "key is not hex";
+		p->key[i] = (unsigned char)(hi << 4 | lo);
+	}
+	p->keylen = n / 2;
+	if ((p->identity = strdup(line)) == NULL)
+		return "out of memory";
+	return NULL;
+}
+
+static int
+psk_load(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
+    void *arg)
+{
+	char line[512];
+	const char *why;
+	struct psk *v;
+	struct stat st;
+	FILE *fp;
+	int lineno = 0, bad = 0;
+
+	if (readable(r->psk_file, err, arg, K_PSK_FILE) == -1 ||
+	    (fp = fopen(r->psk_file, "re")) == NULL)
+		return -1;
+	if (fstat(fileno(fp), &st) == 0 && (st.st_mode & 077) != 0)
+		log_event(LOG_WARN, r->name, 0, "config", "psk_file=%s "
+		    "reason=\"key file is readable by group or others\"",
+		    r->psk_file);
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		lineno++;
+		if (line[0] == '\n' || line[0] == '#')
+			continue;
+		if ((v = realloc(c->psk, (c->npsk + 1) * sizeof(*v))) == NULL)
+			break;
+		c->psk = v;
+		memset(&v[c->npsk], 0, sizeof(*v));
+		if ((why = psk_parse_line(line, &v[c->npsk])) != NULL) {
+			err(arg, K_PSK_FILE, "%s:%d: %s", r->psk_file, lineno,
+			    why);
+			bad = -1;
+		} else
+			c->npsk++;
+	}
+	explicit_bzero(line, sizeof(line));
+	(void)fclose(fp);
+	if (bad == 0 && c->npsk == 0) {
+		err(arg, K_PSK_FILE, "no key in %s", r->psk_file);
+		bad = -1;
+	}
+	return bad;
+}
+
+static const struct psk *
+psk_find(const struct tls_ctx *c, const char *identity)
+{
+	size_t i;
+
+	for (i = 0; i < c->npsk; i++)
+		if (strcmp(c->psk[i].identity, identity) == 0)
+			return &c->psk[i];
+	return NULL;
+}
+
+/* GnuTLS asks for the key of a client's identity (server side). */
+static int
+psk_server_key(gnutls_session_t s, const gnutls_datum_t *user,
+    gnutls_datum_t *key)
+{
+	const struct tls_ctx *c = gnutls_session_get_ptr(s);
+	const struct psk *p;
+	char id[256];
+
+	if (user->size >= sizeof(id))
+		return -1;
+	memcpy(id, user->data, user->size);
+	id[user->size] = '\0';
+	if ((p = psk_find(c, id)) == NULL)
+		return 1;	/* unknown: GnuTLS fails it like a bad key */
+	if ((key->data = gnutls_malloc(p->keylen)) == NULL)
+		return -1;
+	memcpy(key->data, p->key, p->keylen);
+	key->size = (unsigned)p->keylen;
+	return 0;
+}
+
+static int
+psk_setup(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
+    void *arg)
+{
+	const struct psk *p;
+	gnutls_datum_t key;
+	int ret;
+
+	if (psk_load(c, r, err, arg) == -1)
+		return -1;
+	if (c->server) {
+		if ((ret = gnutls_psk_allocate_server_credentials(
+		    &c->psk_server)) < 0)
+			goto gnutls_fail;
+		gnutls_psk_set_server_credentials_function2(c->psk_server,
+		    psk_server_key);
+		return 0;
+	}
+	p = (r->psk_identity != NULL) ? psk_find(c, r->psk_identity) :
+	    &c->psk[0];
+	if (p == NULL) {
+		err(arg, K_PSK_IDENTITY, "no identity \"%s\" in %s",
+		    r->psk_identity, r->psk_file);
+		return -1;
+	}
+	if ((ret = gnutls_psk_allocate_client_credentials(
+	    &c->psk_client)) < 0)
+		goto gnutls_fail;
+	key.data = (unsigned char *)(uintptr_t)p->key;
+	key.size = (unsigned)p->keylen;
+	if ((ret = gnutls_psk_set_client_credentials(c->psk_client,
+	    p->identity, &key, GNUTLS_PSK_KEY_RAW)) < 0)
+		goto gnutls_fail;
+	return 0;
+gnutls_fail:
+	err(arg, K_PSK_FILE, "%s", gnutls_strerror(ret));
+	return -1;
+}
+
+static int
+x509_setup(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
+    void *arg)
+{
+	int ret;
+
+	if ((ret = gnutls_certificate_allocate_credentials(&c->x509)) < 0) {
+		err(arg, K_CERT, "%s", gnutls_strerror(ret));
+		return -1;
+	}
+	if (r->cert != NULL) {
+		if (readable(r->cert, err, arg, K_CERT) == -1 ||
+		    readable(r->key, err, arg, K_KEY) == -1)
+			return -1;
+		ret = gnutls_certificate_set_x509_key_file2(c->x509, r->cert,
+		    r->key, GNUTLS_X509_FMT_PEM, NULL, 0);
+		if (ret == GNUTLS_E_CERTIFICATE_KEY_MISMATCH) {
+			err(arg, K_KEY, "%s does not match the certificate "
+			    "in %s", r->key, r->cert);
+			return -1;
+		}
+		if (ret < 0) {
+			err(arg, K_CERT, "cannot load %s with key %s: %s",
+			    r->cert, r->key, gnutls_strerror(ret));
+			return -1;
+		}
+	}
+	if (r->ca == NULL)
+		return 0;
+	if (strcmp(r->ca, "system") == 0) {
+		ret = gnutls_certificate_set_x509_system_trust(c->x509);
+		if (ret <= 0) {
+			err(arg, K_CA, "no system trust store: %s",
+			    ret < 0 ? gnutls_strerror(ret) :
+			    "no certificates");
+			return -1;
+		}
+		return 0;
+	}
+	if (readable(r->ca, err, arg, K_CA) == -1)
+		return -1;
+	ret = gnutls_certificate_set_x509_trust_file(c->x509, r->ca,
+	    GNUTLS_X509_FMT_PEM);
+	if (ret <= 0) {
+		err(arg, K_CA, "no CA certificate in %s%s%s", r->ca,
+		    ret < 0 ? ": " : "", ret < 0 ? gnutls_strerror(ret) : "");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+prio_setup(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
+    void *arg)
+{
+	char *s = NULL;
+	const char *pos = NULL;
+	int ret;
+
+	if (r->priority != NULL)
+		s = strdup(r->priority);
+	else if (asprintf(&s, "%s%s", DEFAULT_PRIORITY,
+	    r->psk_file != NULL ? PSK_PRIORITY : "") == -1)
+		s = NULL;
+	if (s == NULL) {
+		err(arg, K_PRIORITY, "out of memory");
+		return -1;
+	}
+	ret = gnutls_priority_init(&c->prio, s, &pos);
+	if (ret < 0) {
+		if (ret == GNUTLS_E_INVALID_REQUEST && pos != NULL)
+			err(arg, K_PRIORITY, "bad priority string at "
+			    "position %td: \"%s\"", pos - s, pos);
+		else
+			err(arg, K_PRIORITY, "%s", gnutls_strerror(ret));
+		free(s);
+		return -1;
+	}
+	free(s);
+	return 0;
+}
+
+int
+tls_ctx_new(const struct route *r, struct tls_ctx **out, tls_err_fn *err,
+    void *arg)
+{
+	struct tls_ctx *c;
+	int bad = 0, ret;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		err(arg, K_CERT, "out of memory");
+		return -1;
+	}
+	c->server = (r->accept.scheme == SCHEME_TLS);
+	if (r->cert != NULL || r->ca != NULL)
+		bad |= x509_setup(c, r, err, arg);
+	if (r->psk_file != NULL)
+		bad |= psk_setup(c, r, err, arg);
+	bad |= prio_setup(c, r, err, arg);
+	if (bad == 0 && c->server && r->resumption &&
+	    (ret = gnutls_session_ticket_key_generate(&c->ticket_key)) < 0) {
+		err(arg, K_RESUMPTION, "%s", gnutls_strerror(ret));
+		bad = -1;
+	}
+	if (bad) {
+		tls_ctx_free(c);
+		return -1;
+	}
+	if (!c->server && r->verify == VERIFY_NONE)
+		log_event(LOG_WARN, r->name, 0, "config", "reason=\"verify = "
+		    "none: the server's certificate is not checked\"");
+	*out = c;
+	return 0;
+}
+
+void
+tls_ctx_free(struct tls_ctx *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	if (c->x509 != NULL)
+		gnutls_certificate_free_credentials(c->x509);
+	if (c->psk_server != NULL)
+		gnutls_psk_free_server_credentials(c->psk_server);
+	if (c->psk_client != NULL)
+		gnutls_psk_free_client_credentials(c->psk_client);
+	if (c->prio != NULL)
+		gnutls_priority_deinit(c->prio);
+	if (c->ticket_key.data != NULL) {
+		gnutls_memset(c->ticket_key.data, 0, c->ticket_key.size);
+		gnutls_free(c->ticket_key.data);
+	}
+	for (i = 0; i < c->npsk; i++) {
+		explicit_bzero(c->psk[i].key, sizeof(c->psk[i].key));
+		free(c->psk[i].identity);
+	}
+	free(c->psk);
+	free(c);
+}
+
+int
+tls_session_new(const struct route *r, int fd, gnutls_session_t *out,
+    char *why, size_t whylen)
+{
+	const struct tls_ctx *c = r->tls;
+	gnutls_session_t s = NULL;
+	unsigned flags = GNUTLS_NO_SIGNAL;
+	int ret;
+
+	flags |= c->server ? GNUTLS_SERVER : GNUTLS_CLIENT;
+	if ((ret = gnutls_init(&s, flags)) < 0)
+		goto fail;
+	gnutls_session_set_ptr(s, (void *)(uintptr_t)c);
+	if ((ret = gnutls_priority_set(s, c->prio)) < 0)
+		goto fail;
+	if (c->x509 != NULL && (ret = gnutls_credentials_set(s,
+	    GNUTLS_CRD_CERTIFICATE, c->x509)) < 0)
+		goto fail;
+	if (c->psk_server != NULL && (ret = gnutls_credentials_set(s,
+	    GNUTLS_CRD_PSK, c->psk_server)) < 0)
+		goto fail;
+	if (c->psk_client != NULL && (ret = gnutls_credentials_set(s,
+	    GNUTLS_CRD_PSK, c->psk_client)) < 0)
+		goto fail;
+	if (c->server) {
+		gnutls_certificate_server_set_request(s,
+		    r->verify == VERIFY_REQUIRE ? GNUTLS_CERT_REQUIRE :
+		    r->verify == VERIFY_OPTIONAL ? GNUTLS_CERT_REQUEST :
+		    GNUTLS_CERT_IGNORE);
+		if (c->ticket_key.data != NULL &&
+		    (ret = gnutls_session_ticket_enable_server(s,
+		    &c->ticket_key)) < 0)
+			goto fail;
+	} else if (!config_is_ip(r->server_name) &&
+	    (ret = gnutls_server_name_set(s, GNUTLS_NAME_DNS, r->server_name,
+	    strlen(r->server_name))) < 0)
+		goto fail;
+	gnutls_transport_set_int(s, fd);
+	gnutls_handshake_set_timeout(s, r->handshake_timeout * 1000u);
+	*out = s;
+	return 0;
+fail:
+	snprintf(why, whylen, "tls session: %s", gnutls_strerror(ret));
+	if (s != NULL)
+		gnutls_deinit(s);
+	return -1;
+}
+
+/* A short reason for a certificate verification status. */
+static void
+status_reason(unsigned st, const char *name, char *why, size_t whylen)
+{
+	static const struct {
+		unsigned	 flag;
+		const char	*text;
+	} reasons[] = {
+		{ GNUTLS_CERT_SIGNER_NOT_FOUND, "certificate signer not found" },
+		{ GNUTLS_CERT_SIGNER_NOT_CA, "certificate signer is not a CA" },
+		{ GNUTLS_CERT_EXPIRED, "certificate expired" },
+		{ GNUTLS_CERT_NOT_ACTIVATED, "certificate not yet valid" },
+		{ GNUTLS_CERT_REVOKED, "certificate revoked" },
+		{ GNUTLS_CERT_SIGNATURE_FAILURE, "certificate signature "
+		    "invalid" },
+		{ GNUTLS_CERT_INSECURE_ALGORITHM, "certificate uses an "
+		    "insecure algorithm" },
+		{ GNUTLS_CERT_PURPOSE_MISMATCH, "certificate not for this "
+		    "purpose (key usage)" },
+	};
+	gnutls_datum_t out = { NULL, 0 };
+	size_t i;
+
+	for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
+		if (st & reasons[i].flag) {
+			snprintf(why, whylen, "%s", reasons[i].text);
+			return;
+		}
+	}
+	if (st & GNUTLS_CERT_UNEXPECTED_OWNER) {
+		snprintf(why, whylen, "certificate name mismatch: not valid "
+		    "for %s", name);
+		return;
+	}
+	if (gnutls_certificate_verification_status_print(st, GNUTLS_CRT_X509,
+	    &out, 0) == 0) {
+		snprintf(why, whylen, "certificate not trusted: %s", out.data);
+		gnutls_free(out.data);
+	} else
+		snprintf(why, whylen, "certificate not trusted");
+}
+
+static int
+name_eq(const char *a, size_t alen, const char *b)
+{
+	return alen == strlen(b) && strncasecmp(a, b, alen) == 0;
+}
+
+/* Does the certificate carry one of the allowed names? */
+static int
+peer_allowed(gnutls_x509_crt_t crt, char *const *allow)
+{
+	char buf[1024];
+	size_t size, j;
+	unsigned i;
+	int type;
+
+	for (i = 0;; i++) {
+		size = sizeof(buf);
+		type = gnutls_x509_crt_get_subject_alt_name(crt, i, buf, &size,
+		    NULL);
+		if (type == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+			break;
+		if (type == GNUTLS_E_SHORT_MEMORY_BUFFER)
+			continue;
+		if (type < 0)
+			break;
+		for (j = 0; allow[j] != NULL; j++) {
+			if (type == GNUTLS_SAN_DNSNAME &&
+			    name_eq(buf, size, allow[j]))
+				return 1;
+			if (type == GNUTLS_SAN_URI && size == strlen(allow[j]) &&
+			    memcmp(buf, allow[j], size) == 0)
+				return 1;
+		}
+	}
+	size = sizeof(buf);
+	if (gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0,
+	    0, buf, &size) == 0)
+		for (j = 0; allow[j] != NULL; j++)
+			if (name_eq(buf, size, allow[j]))
+				return 1;
+	return 0;
+}
+
+/* Verify the peer's certificate; describe it in peer. */
+static int
+verify_peer(const struct route *r, gnutls_session_t s, char *why,
+    size_t whylen, char *peer, size_t peerlen)
+{
+	const gnutls_datum_t *certs;
+	gnutls_typed_vdata_st data[2];
+	gnutls_x509_crt_t crt = NULL;
+	gnutls_datum_t dn = { NULL, 0 };
+	unsigned n = 0, nd = 0, st = 0;
+	int server = r->tls->server, ret = -1;
+
+	snprintf(peer, peerlen, "-");
+	certs = gnutls_certificate_get_peers(s, &n);
+	if (certs != NULL && n > 0 && gnutls_x509_crt_init(&crt) == 0 &&
+	    gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) == 0 &&
+	    gnutls_x509_crt_get_dn3(crt, &dn, 0) == 0)
+		log_quote((const char *)dn.data, peer, peerlen);
+	if (r->verify == VERIFY_NONE)
+		goto ok;
+	if (certs == NULL || n == 0) {
+		if (r->verify == VERIFY_OPTIONAL && r->allow_peers == NULL)
+			goto ok;
+		snprintf(why, whylen, server ? "no client certificate" :
+		    "no server certificate");
+		goto out;
+	}
+	if (!server) {
+		data[nd].type = GNUTLS_DT_DNS_HOSTNAME;
+		data[nd].data = (unsigned char *)r->server_name;
+		data[nd++].size = 0;
+	}
+	data[nd].type = GNUTLS_DT_KEY_PURPOSE_OID;
+	data[nd].data = (unsigned char *)(server ? GNUTLS_KP_TLS_WWW_CLIENT :
+	    GNUTLS_KP_TLS_WWW_SERVER);
+	data[nd++].size = 0;
+	if ((ret = gnutls_certificate_verify_peers(s, data, nd, &st)) < 0) {
+		snprintf(why, whylen, "certificate verification failed: %s",
+		    gnutls_strerror(ret));
+		ret = -1;
+		goto out;
+	}
+	ret = -1;
+	if (st != 0) {
+		status_reason(st, r->server_name, why, whylen);
+		goto out;
+	}
+	if (r->allow_peers != NULL &&
+	    (crt == NULL || !peer_allowed(crt, r->allow_peers))) {
+		snprintf(why, whylen, "peer not in allow_peers: %s",
+		    dn.data != NULL ? (const char *)dn.data : "?");
+		goto out;
+	}
+ok:
+	ret = 0;
+out:
+	gnutls_free(dn.data);
+	if (crt != NULL)
+		gnutls_x509_crt_deinit(crt);
+	return ret;
+}
+
+/* Why a handshake failed, in words for the log. */
+static void
+handshake_reason(gnutls_session_t s, int ret, char *why, size_t whylen)
+{
+	switch (ret) {
+	case GNUTLS_E_TIMEDOUT:
+	case GNUTLS_E_AGAIN:
+		snprintf(why, whylen, "handshake timeout");
+		break;
+	case GNUTLS_E_NO_CERTIFICATE_FOUND:
+		snprintf(why, whylen, "no client certificate");
+		break;
+	case GNUTLS_E_FATAL_ALERT_RECEIVED:
+		snprintf(why, whylen, "handshake: peer sent alert: %s",
+		    gnutls_alert_get_name(gnutls_alert_get(s)));
+		break;
+	case GNUTLS_E_PREMATURE_TERMINATION:
+	case GNUTLS_E_PULL_ERROR:
+	case GNUTLS_E_PUSH_ERROR:
+		snprintf(why, whylen, "handshake: connection closed by peer");
+		break;
+	default:
+		snprintf(why, whylen, "handshake: %s", gnutls_strerror(ret));
+		break;
+	}
+}
+
+int
+tls_handshake(const struct route *r, gnutls_session_t s, char *why,
+    size_t whylen, char *desc, size_t desclen)
+{
+	char peer[512], idbuf[300];
+	const char *id;
+	int ret;
+
+	do {
+		ret = gnutls_handshake(s);
+	} while (ret < 0 && ret != GNUTLS_E_AGAIN &&
+	    gnutls_error_is_fatal(ret) == 0);
+	if (ret < 0) {
+		handshake_reason(s, ret, why, whylen);
+		if (ret == GNUTLS_E_DECRYPTION_FAILED && r->psk_file != NULL &&
+		    r->tls->server &&
+		    (id = gnutls_psk_server_get_username(s)) != NULL)
+			snprintf(why, whylen, "psk identity %s: %s",
+			    log_quote(id, idbuf, sizeof(idbuf)),
+			    psk_find(r->tls, id) ? "wrong key" :
+			    "unknown identity");
+		return -1;
+	}
+	if (gnutls_auth_get_type(s) == GNUTLS_CRD_PSK) {
+		id = r->tls->server ? gnutls_psk_server_get_username(s) :
+		    r->psk_identity != NULL ? r->psk_identity :
+		    r->tls->psk[0].identity;
+		snprintf(idbuf, sizeof(idbuf), "psk:%s", id ? id : "");
+		log_quote(idbuf, peer, sizeof(peer));
+	} else if (verify_peer(r, s, why, whylen, peer, sizeof(peer)) == -1) {
+		gnutls_alert_send(s, GNUTLS_AL_FATAL, GNUTLS_A_BAD_CERTIFICATE);
+		return -1;
+	}
+	snprintf(desc, desclen, "version=%s cipher=%s peer=%s%s",
+	    gnutls_protocol_get_name(gnutls_protocol_get_version(s)),
+	    gnutls_cipher_get_name(gnutls_cipher_get(s)), peer,
+	    gnutls_session_is_resumed(s) ? " resumed=yes" : "");
+	return 0;
+}
+
+int
+tls_identity(const struct route *r, char *buf, size_t len)
+{
+	const struct tls_ctx *c = r->tls;
+	gnutls_datum_t der = { NULL, 0 }, dn = { NULL, 0 };
+	gnutls_x509_crt_t crt = NULL;
+	char q[512];
+	int n;
+
+	q[0] = '\0';
+	if (c->x509 != NULL && r->cert != NULL &&
+	    gnutls_certificate_get_crt_raw(c->x509, 0, 0, &der) == 0 &&
+	    gnutls_x509_crt_init(&crt) == 0 &&
+	    gnutls_x509_crt_import(crt, &der, GNUTLS_X509_FMT_DER) == 0 &&
+	    gnutls_x509_crt_get_dn3(crt, &dn, 0) == 0)
+		log_quote((const char *)dn.data, q, sizeof(q));
+	if (crt != NULL)
+		gnutls_x509_crt_deinit(crt);
+	gnutls_free(dn.data);
+	n = snprintf(buf, len, "cert=%s ca=%s verify=%s", q[0] ? q : "-",
+	    r->ca ? r->ca : "-", r->verify == VERIFY_REQUIRE ? "require" :
+	    r->verify == VERIFY_OPTIONAL ? "optional" : "none");
+	if (n > 0 && (size_t)n < len && !c->server)
+		n += snprintf(buf + n, len - (size_t)n, " server_name=%s",
+		    r->server_name);
+	if (n > 0 && (size_t)n < len && c->npsk > 0)
+		n += snprintf(buf + n, len - (size_t)n, " psk=%s",
+		    c->server ? "any identity in psk_file" :
+		    (r->psk_identity ? r->psk_identity : c->psk[0].identity));
+	return 0;
+}

@@ -1,0 +1,45 @@
+#ifndef TLS_H
+#define TLS_H
+
+#include <stddef.h>
+
+#include <gnutls/gnutls.h>
+
+#include "config.h"
+
+struct tls_ctx;
+
+/* Called once per problem found while loading: which key, and why. */
+typedef void tls_err_fn(void *arg, enum key k, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Load the credentials, trust anchors, PSK keys and priorities of route r's
+ * TLS side. On failure report each problem through err and return -1.
+ * The context is read-only afterwards and may be shared by every thread.
+ */
+int tls_ctx_new(const struct route *r, struct tls_ctx **out,
+    tls_err_fn *err, void *arg);
+void tls_ctx_free(struct tls_ctx *c);
+
+/* A GnuTLS session on fd for route r, server side on a tls accept. */
+int tls_session_new(const struct route *r, int fd, gnutls_session_t *out,
+    char *why, size_t whylen);
+
+/*
+ * Handshake (bounded by the route's handshake_timeout), then verify the
+ * peer and match allow_peers. On success describe the session in desc as
+ * log fields ("version=... cipher=... peer=..."); on failure say why.
+ * Returns 0, or -1 with why set; -2 when the peer was refused (a
+ * verification or allow_peers failure rather than a broken handshake).
+ */
+int tls_handshake(const struct route *r, gnutls_session_t s,
+    char *why, size_t whylen, char *desc, size_t desclen);
+
+/* What --check prints of a route's TLS identity, as log-style fields. */
+int tls_identity(const struct route *r, char *buf, size_t len);
+
+/* The route's default priority string. */
+const char *tls_default_priority(void);
+
+#endif
