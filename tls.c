@@ -9,12 +9,16 @@
  */
 #include <sys/stat.h>
 
+#include <sys/socket.h>
+
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <gnutls/gnutls.h>
@@ -596,14 +600,65 @@ handshake_reason(gnutls_session_t s, int ret, char *why, size_t whylen)
 	}
 }
 
+/*
+ * Server side: wait for the client's first bytes and look at them without
+ * taking them, so that a client speaking plaintext to a TLS port gets a
+ * reason that says so. Returns the ms left of the handshake timeout, or -1
+ * with why set.
+ */
+static long
+sniff(const struct route *r, gnutls_session_t s, char *why, size_t whylen)
+{
+	static const char *const methods[] = { "GET ", "POST", "HEAD", "PUT ",
+	    "DELE", "OPTI", "CONN", "PATC", "TRAC" };
+	long ms = (long)r->handshake_timeout * 1000;
+	struct pollfd pfd = { gnutls_transport_get_int(s), POLLIN, 0 };
+	unsigned char b[4];
+	struct timespec t0, t1;
+	ssize_t n;
+	size_t i;
+	int rc;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &t0);
+	while ((rc = poll(&pfd, 1, (int)ms)) == -1 && errno == EINTR)
+		;
+	if (rc == 0) {
+		snprintf(why, whylen, "handshake timeout");
+		return -1;
+	}
+	n = recv(pfd.fd, b, sizeof(b), MSG_PEEK);
+	if (n > 0 && b[0] != 0x16) {	/* not a TLS handshake record */
+		for (i = 0; n == 4 && i < sizeof(methods) / sizeof(*methods);
+		    i++)
+			if (memcmp(b, methods[i], 4) == 0)
+				break;
+		if (n == 4 && i < sizeof(methods) / sizeof(*methods))
+			snprintf(why, whylen, "not TLS: a plain HTTP request");
+		else
+			snprintf(why, whylen, "not TLS: first byte 0x%02x",
+			    b[0]);
+		return -1;
+	}
+	(void)clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms -= (long)(t1.tv_sec - t0.tv_sec) * 1000 +
+	    (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	return ms > 0 ? ms : 1;
+}
+
 int
 tls_handshake(const struct route *r, gnutls_session_t s, char *why,
     size_t whylen, char *desc, size_t desclen)
 {
 	char peer[512], idbuf[300];
 	const char *id;
+	long left;
 	int ret;
 
+	if (r->tls->server) {
+		if ((left = sniff(r, s, why, whylen)) == -1)
+			return -1;
+		gnutls_handshake_set_timeout(s, (unsigned)left);
+	}
 	do {
 		ret = gnutls_handshake(s);
 	} while (ret < 0 && ret != GNUTLS_E_AGAIN &&
