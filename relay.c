@@ -67,6 +67,7 @@ struct end {
 	int			 fd;	/* -1 until open */
 	gnutls_session_t	 tls;	/* NULL: plaintext */
 	const char		*name;	/* "client" or "server" */
+	int			 ticket;	/* a resumption ticket to keep */
 };
 
 struct session {
@@ -246,9 +247,11 @@ end_read(struct session *s, struct end *e, unsigned char *buf, size_t len)
 	long left;
 
 	for (;;) {
-		if (e->tls != NULL)
+		if (e->tls != NULL) {
 			n = gnutls_record_recv(e->tls, buf, len);
-		else if ((n = read(e->fd, buf, len)) == -1)
+			if (e->ticket && n >= 0)
+				e->ticket = !tls_keep_ticket(s->route, e->tls);
+		} else if ((n = read(e->fd, buf, len)) == -1)
 			n = (errno == EINTR) ? GNUTLS_E_INTERRUPTED :
 			    (errno == EAGAIN) ? GNUTLS_E_TIMEDOUT : -1;
 		if (n >= 0)
@@ -456,6 +459,7 @@ handshake(struct session *s, struct end *e)
 		return -1;
 	}
 	log_event(LOG_INFO, r->name, s->id, "tls", "%s", desc);
+	e->ticket = (e == &s->srv);	/* this thread receives on it */
 	return 0;
 }
 

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,13 @@ struct tls_ctx {
 	gnutls_datum_t			 ticket_key;	/* server, or empty */
 	struct psk			*psk;
 	size_t				 npsk;
+	/*
+	 * Client side with resumption: the latest session ticket, used
+	 * once by the next connection. The only mutable part, under lock.
+	 */
+	int				 resume;
+	pthread_mutex_t			 lock;
+	gnutls_datum_t			 ticket;
 };
 
 const char *
@@ -330,6 +338,12 @@ tls_ctx_new(const struct route *r, struct tls_ctx **out, tls_err_fn *err,
 		return -1;
 	}
 	c->server = (r->accept.scheme == SCHEME_TLS);
+	c->resume = !c->server && r->resumption;
+	if ((ret = pthread_mutex_init(&c->lock, NULL)) != 0) {
+		free(c);
+		err(arg, K_CERT, "mutex: %d", ret);
+		return -1;
+	}
 	if (r->cert != NULL || r->ca != NULL)
 		bad |= x509_setup(c, r, err, arg);
 	if (r->psk_file != NULL)
@@ -375,8 +389,15 @@ tls_ctx_free(struct tls_ctx *c)
 		free(c->psk[i].identity);
 	}
 	free(c->psk);
+	if (c->ticket.data != NULL) {
+		gnutls_memset(c->ticket.data, 0, c->ticket.size);
+		gnutls_free(c->ticket.data);
+	}
+	(void)pthread_mutex_destroy(&c->lock);
 	free(c);
 }
+
+static void resume_take(struct tls_ctx *, gnutls_session_t);
 
 int
 tls_session_new(const struct route *r, int fd, gnutls_session_t *out,
@@ -411,10 +432,14 @@ tls_session_new(const struct route *r, int fd, gnutls_session_t *out,
 		    (ret = gnutls_session_ticket_enable_server(s,
 		    &c->ticket_key)) < 0)
 			goto fail;
-	} else if (!config_is_ip(r->server_name) &&
-	    (ret = gnutls_server_name_set(s, GNUTLS_NAME_DNS, r->server_name,
-	    strlen(r->server_name))) < 0)
-		goto fail;
+	} else {
+		if (!config_is_ip(r->server_name) &&
+		    (ret = gnutls_server_name_set(s, GNUTLS_NAME_DNS,
+		    r->server_name, strlen(r->server_name))) < 0)
+			goto fail;
+		if (c->resume)
+			resume_take(r->tls, s);
+	}
 	gnutls_transport_set_int(s, fd);
 	gnutls_handshake_set_timeout(s, r->handshake_timeout * 1000u);
 	*out = s;
@@ -424,6 +449,50 @@ fail:
 	if (s != NULL)
 		gnutls_deinit(s);
 	return -1;
+}
+
+/* Offer the route's latest ticket, once: a ticket is not reused. */
+static void
+resume_take(struct tls_ctx *c, gnutls_session_t s)
+{
+	gnutls_datum_t t;
+
+	pthread_mutex_lock(&c->lock);
+	t = c->ticket;
+	c->ticket.data = NULL;
+	c->ticket.size = 0;
+	pthread_mutex_unlock(&c->lock);
+	if (t.data == NULL)
+		return;
+	(void)gnutls_session_set_data(s, t.data, t.size);
+	gnutls_memset(t.data, 0, t.size);
+	gnutls_free(t.data);
+}
+
+int
+tls_keep_ticket(const struct route *r, gnutls_session_t s)
+{
+	struct tls_ctx *c = r->tls;
+	gnutls_datum_t t = { NULL, 0 }, old;
+
+	if (!c->resume)
+		return 1;
+	/* TLS 1.3 tickets come after the handshake; without one,
+	   gnutls_session_get_data2() would read the socket itself. */
+	if (gnutls_protocol_get_version(s) == GNUTLS_TLS1_3 &&
+	    !(gnutls_session_get_flags(s) & GNUTLS_SFLAGS_SESSION_TICKET))
+		return 0;
+	if (gnutls_session_get_data2(s, &t) < 0)
+		return 1;
+	pthread_mutex_lock(&c->lock);
+	old = c->ticket;
+	c->ticket = t;
+	pthread_mutex_unlock(&c->lock);
+	if (old.data != NULL) {
+		gnutls_memset(old.data, 0, old.size);
+		gnutls_free(old.data);
+	}
+	return 1;
 }
 
 /* A short reason for a certificate verification status. */

@@ -36,6 +36,14 @@ int tls_session_new(const struct route *r, int fd, gnutls_session_t *out,
 int tls_handshake(const struct route *r, gnutls_session_t s,
     char *why, size_t whylen, char *desc, size_t desclen);
 
+/*
+ * Client side, resumption on: keep the session's ticket for the route's
+ * next connection. Call from the thread that receives on s (a TLS 1.3
+ * ticket arrives after the handshake); returns 0 while there is none yet,
+ * 1 once done (or nothing to do).
+ */
+int tls_keep_ticket(const struct route *r, gnutls_session_t s);
+
 /* What --check prints of a route's TLS identity, as log-style fields. */
 int tls_identity(const struct route *r, char *buf, size_t len);
 
