@@ -7,7 +7,9 @@
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,11 +44,12 @@ static const char *const key_names[K_COUNT] = {
 #define CONNECT_ONLY	((1u << K_SERVER_NAME) | (1u << K_PSK_IDENTITY))
 
 enum { G_LOG_LEVEL, G_MAX_SESSIONS, G_SHUTDOWN_GRACE, G_CONNECT_TIMEOUT,
-	G_HANDSHAKE_TIMEOUT, G_IDLE_TIMEOUT, G_COUNT };
+	G_HANDSHAKE_TIMEOUT, G_IDLE_TIMEOUT, G_USER, G_GROUP, G_REQUIRE_DROP,
+	G_COUNT };
 
 static const char *const gateway_keys[G_COUNT] = {
 	"log_level", "max_sessions", "shutdown_grace", "connect_timeout",
-	"handshake_timeout", "idle_timeout",
+	"handshake_timeout", "idle_timeout", "user", "group", "require_drop",
 };
 
 /* A number key's bounds. */
@@ -436,12 +439,20 @@ split_list(const char *s)
 }
 
 static void
+live_unref(struct route_live *l)
+{
+	if (l != NULL && atomic_fetch_sub(&l->refs, 1) == 1)
+		free(l);
+}
+
+static void
 route_free(struct route *r)
 {
 	size_t i;
 
 	if (r == NULL)
 		return;
+	live_unref(r->live);
 	tls_ctx_free(r->tls);
 	free(r->name);
 	free(r->cert);
@@ -647,6 +658,11 @@ build_route(struct parse *p, struct section *sec, const struct defaults *d)
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return NULL;
 	atomic_init(&r->refs, 1);
+	if ((r->live = calloc(1, sizeof(*r->live))) == NULL) {
+		free(r);
+		return NULL;
+	}
+	atomic_init(&r->live->refs, 1);
 	r->line = sec->line;
 	memcpy(r->key_line, sec->key_line, sizeof(r->key_line));
 	if ((r->name = strdup(sec->name)) == NULL)
@@ -694,15 +710,57 @@ fail:
 	return NULL;
 }
 
+/* [gateway] user, group and require_drop: whom to run as. */
+static int
+build_identity(struct parse *p, struct config *c)
+{
+	const struct passwd *pw;
+	const struct group *gr;
+	int bad = 0;
+
+	if (p->gval[G_REQUIRE_DROP] != NULL &&
+	    parse_yesno(p->gval[G_REQUIRE_DROP], &c->require_drop) == -1) {
+		add_error(p->errs, "%s:%d: [gateway] require_drop: must be "
+		    "yes or no", p->path, p->gline[G_REQUIRE_DROP]);
+		bad = -1;
+	}
+	if (p->gval[G_USER] != NULL) {
+		if ((pw = getpwnam(p->gval[G_USER])) == NULL) {
+			add_error(p->errs, "%s:%d: [gateway] user: no such "
+			    "user: %s", p->path, p->gline[G_USER],
+			    p->gval[G_USER]);
+			bad = -1;
+		} else {
+			c->drop = 1;
+			c->uid = pw->pw_uid;
+			c->gid = pw->pw_gid;
+		}
+	}
+	if (p->gval[G_GROUP] != NULL) {
+		if ((gr = getgrnam(p->gval[G_GROUP])) == NULL) {
+			add_error(p->errs, "%s:%d: [gateway] group: no such "
+			    "group: %s", p->path, p->gline[G_GROUP],
+			    p->gval[G_GROUP]);
+			bad = -1;
+		} else if (p->gval[G_USER] == NULL) {
+			add_error(p->errs, "%s:%d: [gateway] group: needs "
+			    "user", p->path, p->gline[G_GROUP]);
+			bad = -1;
+		} else
+			c->gid = gr->gr_gid;
+	}
+	return bad;
+}
+
 /* [gateway]: global settings and the routes' defaults. */
 static int
 build_gateway(struct parse *p, struct config *c, struct defaults *d)
 {
-	static const struct bounds *const bounds[G_COUNT] = {
+	static const struct bounds *const bounds[G_USER] = {
 		NULL, &sessions_bounds, &grace_bounds, &timeout_bounds,
 		&timeout_bounds, &idle_bounds,
 	};
-	unsigned *const out[G_COUNT] = {
+	unsigned *const out[G_USER] = {
 		NULL, &c->max_sessions, &c->shutdown_grace,
 		&d->connect_timeout, &d->handshake_timeout, &d->idle_timeout,
 	};
@@ -719,7 +777,7 @@ build_gateway(struct parse *p, struct config *c, struct defaults *d)
 		} else
 			c->log_level_set = 1;
 	}
-	for (k = G_MAX_SESSIONS; k < G_COUNT; k++) {
+	for (k = G_MAX_SESSIONS; k < G_USER; k++) {
 		if (p->gval[k] == NULL)
 			continue;
 		if ((why = parse_num(p->gval[k], bounds[k], out[k])) != NULL) {
@@ -729,7 +787,7 @@ build_gateway(struct parse *p, struct config *c, struct defaults *d)
 		}
 	}
 	d->max_sessions = c->max_sessions;
-	return bad;
+	return bad | build_identity(p, c);
 }
 
 /* Two routes may not listen on the same address. */
@@ -853,4 +911,23 @@ config_free(struct config *c)
 	free(c->routes);
 	free(c->path);
 	free(c);
+}
+
+void
+config_inherit(struct config *next, const struct config *old)
+{
+	size_t i, j;
+
+	for (i = 0; i < next->nroutes; i++) {
+		struct route *r = next->routes[i];
+
+		for (j = 0; j < old->nroutes; j++) {
+			if (strcmp(r->name, old->routes[j]->name) != 0)
+				continue;
+			live_unref(r->live);
+			r->live = old->routes[j]->live;
+			atomic_fetch_add(&r->live->refs, 1);
+			break;
+		}
+	}
 }

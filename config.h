@@ -1,6 +1,8 @@
 #ifndef CONFIG_H
 #define CONFIG_H
 
+#include <sys/types.h>
+
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -18,6 +20,16 @@ struct addr {
 };
 
 enum verify { VERIFY_NONE, VERIFY_OPTIONAL, VERIFY_REQUIRE };
+
+/*
+ * A route's count of live sessions, shared by the routes of the same name
+ * across reloads so that max_sessions counts old sessions too. n belongs
+ * to relay.c and is read and written under its lock.
+ */
+struct route_live {
+	atomic_uint	 refs;
+	unsigned	 n;
+};
 
 /* The keys a route may carry; also the index of its line in key_line[]. */
 enum key {
@@ -52,7 +64,7 @@ struct route {
 	unsigned	 idle_timeout;		/* 0: never */
 	unsigned	 max_sessions;
 	struct tls_ctx	*tls;			/* NULL on a tcp->tcp route */
-	unsigned	 live;			/* relay.c's, under its lock */
+	struct route_live *live;
 };
 
 struct config {
@@ -61,6 +73,10 @@ struct config {
 	int		 log_level_set;		/* given in the file */
 	unsigned	 max_sessions;
 	unsigned	 shutdown_grace;
+	int		 drop;			/* user given: uid, gid valid */
+	uid_t		 uid;
+	gid_t		 gid;
+	int		 require_drop;
 	struct route   **routes;
 	size_t		 nroutes;
 };
@@ -78,6 +94,10 @@ struct config_errors {
  */
 struct config *config_load(const char *path, struct config_errors *errs);
 void config_free(struct config *c);	/* drops its route references */
+
+/* After a reload: routes of next that old also has count their sessions
+   together. */
+void config_inherit(struct config *next, const struct config *old);
 
 void config_errors_clear(struct config_errors *errs);
 

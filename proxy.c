@@ -12,7 +12,9 @@
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
@@ -40,6 +42,10 @@ struct listener {
 
 static struct listener	 listeners[MAX_LISTENERS];
 static size_t		 nlisteners;
+
+/* Sockets passed by systemd (LISTEN_FDS), not yet given to a route. */
+static int		 passed[MAX_LISTENERS];
+static size_t		 npassed;
 
 static void
 usage(FILE *fp)
@@ -103,6 +109,67 @@ print_routes(const struct config *c)
 		printf("%s %s %s -> %s%s%s\n", r->name, kind(r), r->accept.text,
 		    r->connect.text, id[0] ? " " : "", id);
 	}
+}
+
+/*
+ * Socket activation, the plain sd_listen_fds protocol: LISTEN_PID names
+ * us and LISTEN_FDS counts the sockets from fd 3 on.
+ */
+static void
+take_passed_fds(void)
+{
+	const char *pid = getenv("LISTEN_PID"), *n = getenv("LISTEN_FDS");
+	char *end;
+	long v;
+	int fd;
+
+	if (pid == NULL || n == NULL)
+		return;
+	errno = 0;
+	v = strtol(pid, &end, 10);
+	if (errno != 0 || *end != '\0' || v != (long)getpid())
+		return;
+	v = strtol(n, &end, 10);
+	if (errno != 0 || *end != '\0' || v < 1 || v > MAX_LISTENERS)
+		return;
+	for (fd = 3; fd < 3 + v; fd++) {
+		if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
+			continue;
+		passed[npassed++] = fd;
+	}
+	(void)unsetenv("LISTEN_PID");
+	(void)unsetenv("LISTEN_FDS");
+	(void)unsetenv("LISTEN_FDNAMES");
+}
+
+/* A passed socket bound to a's address, or -1. */
+static int
+take_passed(const struct addr *a)
+{
+	struct addrinfo hints, *ai = NULL;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	size_t i;
+	int fd = -1, flags;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+	if (npassed == 0 || getaddrinfo(a->host, a->port, &hints, &ai) != 0)
+		return -1;
+	for (i = 0; i < npassed; i++) {
+		len = sizeof(ss);
+		if (getsockname(passed[i], (struct sockaddr *)&ss, &len) == -1 ||
+		    len != ai->ai_addrlen || memcmp(&ss, ai->ai_addr, len) != 0)
+			continue;
+		fd = passed[i];
+		passed[i] = passed[--npassed];
+		if ((flags = fcntl(fd, F_GETFL)) != -1)
+			(void)fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+		break;
+	}
+	freeaddrinfo(ai);
+	return fd;
 }
 
 /* Bind and listen on a route's accept address; -1 with why set. */
@@ -180,6 +247,11 @@ apply_listeners(const struct config *c)
 				next[i].fd = listeners[j].fd;
 		if (next[i].fd != -1)
 			continue;
+		if ((next[i].fd = take_passed(&r->accept)) != -1) {
+			log_event(LOG_INFO, r->name, 0, "listen", "addr=%s "
+			    "from=systemd", r->accept.text);
+			continue;
+		}
 		if ((next[i].fd = listen_on(&r->accept, why, sizeof(why))) ==
 		    -1) {
 			log_event(LOG_ERROR, r->name, 0, "listen", "addr=%s "
@@ -217,6 +289,39 @@ close_listeners(void)
 	for (i = 0; i < nlisteners; i++)
 		(void)close(listeners[i].fd);
 	nlisteners = 0;
+}
+
+/*
+ * Become [gateway] user and group once every listener is bound and every
+ * key read. Refuse to go on as root without them if require_drop is set.
+ */
+static int
+drop_privileges(const struct config *c)
+{
+	char eb[128];
+
+	if (!c->drop) {
+		if (c->require_drop && geteuid() == 0) {
+			log_event(LOG_ERROR, NULL, 0, "exit", "reason=\"running "
+			    "as root, require_drop = yes and no user set\"");
+			return -1;
+		}
+		return 0;
+	}
+	if (setgroups(1, &c->gid) == -1 || setgid(c->gid) == -1 ||
+	    setuid(c->uid) == -1) {
+		log_event(LOG_ERROR, NULL, 0, "exit", "reason=\"cannot drop "
+		    "privileges: %s\"", log_strerror(errno, eb, sizeof(eb)));
+		return -1;
+	}
+	if (c->uid != 0 && setuid(0) != -1) {
+		log_event(LOG_ERROR, NULL, 0, "exit", "reason=\"privileges "
+		    "could be regained\"");
+		return -1;
+	}
+	log_event(LOG_INFO, NULL, 0, "privileges", "uid=%u gid=%u",
+	    (unsigned)c->uid, (unsigned)c->gid);
+	return 0;
 }
 
 static struct timespec
@@ -285,6 +390,7 @@ reload(struct config **cur, int log_level_cli)
 		    "reason=\"configuration error; the old one stays\"");
 		return;
 	}
+	config_inherit(c, *cur);
 	if (apply_listeners(c) == -1) {
 		config_free(c);
 		log_event(LOG_ERROR, NULL, 0, "reload", "result=failed "
@@ -294,6 +400,10 @@ reload(struct config **cur, int log_level_cli)
 	if (!log_level_cli)
 		log_set_level(c->log_level);
 	relay_set_max_sessions(c->max_sessions);
+	if (c->drop != (*cur)->drop || c->uid != (*cur)->uid ||
+	    c->gid != (*cur)->gid)
+		log_event(LOG_WARN, NULL, 0, "reload", "reason=\"user and "
+		    "group take effect at the next start\"");
 	config_free(*cur);	/* live sessions keep their routes */
 	*cur = c;
 	log_event(LOG_INFO, NULL, 0, "reload", "result=ok routes=%zu",
@@ -453,9 +563,16 @@ main(int argc, char *argv[])
 		    log_strerror(errno, eb, sizeof(eb)));
 		return 1;
 	}
-	if (apply_listeners(c) == -1) {
+	take_passed_fds();
+	if (apply_listeners(c) == -1 || drop_privileges(c) == -1) {
 		config_free(c);
 		return 1;
+	}
+	while (npassed > 0) {		/* no route wants them */
+		log_event(LOG_WARN, NULL, 0, "listen", "reason=\"passed "
+		    "socket (fd %d) matches no route; closed\"",
+		    passed[npassed - 1]);
+		(void)close(passed[--npassed]);
 	}
 	log_event(LOG_INFO, NULL, 0, "ready", "routes=%zu version=%s",
 	    c->nroutes, VERSION);

@@ -538,7 +538,7 @@ session_close(struct session *s)
 
 	pthread_mutex_lock(&lock);
 	nlive--;
-	r->live--;
+	r->live->n--;
 	if (nlive == 0)
 		pthread_cond_broadcast(&idle_cond);
 	pthread_mutex_unlock(&lock);
@@ -628,11 +628,11 @@ relay_start(int fd, struct route *r, const struct sockaddr *peer,
 	pthread_mutex_lock(&lock);
 	if (nlive >= max_sessions)
 		why = "max_sessions reached (gateway)";
-	else if (r->live >= r->max_sessions)
+	else if (r->live->n >= r->max_sessions)
 		why = "max_sessions reached (route)";
 	else {
 		nlive++;
-		r->live++;
+		r->live->n++;
 	}
 	pthread_mutex_unlock(&lock);
 	if (why != NULL) {
@@ -672,7 +672,7 @@ relay_start(int fd, struct route *r, const struct sockaddr *peer,
 uncount:
 	pthread_mutex_lock(&lock);
 	nlive--;
-	r->live--;
+	r->live->n--;
 	pthread_mutex_unlock(&lock);
 refuse:
 	(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));

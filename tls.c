@@ -183,21 +183,31 @@ psk_find(const struct tls_ctx *c, const char *identity)
 	return NULL;
 }
 
-/* GnuTLS asks for the key of a client's identity (server side). */
+/* What the PSK callback saw during one server handshake. */
+struct psk_seen {
+	const struct tls_ctx	*ctx;
+	char			 identity[256];
+	int			 known;
+};
+
+/*
+ * GnuTLS asks for the key of a client's identity (server side, inside
+ * tls_handshake(), whose struct psk_seen is the session pointer).
+ */
 static int
 psk_server_key(gnutls_session_t s, const gnutls_datum_t *user,
     gnutls_datum_t *key)
 {
-	const struct tls_ctx *c = gnutls_session_get_ptr(s);
+	struct psk_seen *seen = gnutls_session_get_ptr(s);
 	const struct psk *p;
-	char id[256];
 
-	if (user->size >= sizeof(id))
+	if (user->size >= sizeof(seen->identity))
 		return -1;
-	memcpy(id, user->data, user->size);
-	id[user->size] = '\0';
-	if ((p = psk_find(c, id)) == NULL)
+	memcpy(seen->identity, user->data, user->size);
+	seen->identity[user->size] = '\0';
+	if ((p = psk_find(seen->ctx, seen->identity)) == NULL)
 		return 1;	/* unknown: GnuTLS fails it like a bad key */
+	seen->known = 1;
 	if ((key->data = gnutls_malloc(p->keylen)) == NULL)
 		return -1;
 	memcpy(key->data, p->key, p->keylen);
@@ -411,7 +421,6 @@ tls_session_new(const struct route *r, int fd, gnutls_session_t *out,
 	flags |= c->server ? GNUTLS_SERVER : GNUTLS_CLIENT;
 	if ((ret = gnutls_init(&s, flags)) < 0)
 		goto fail;
-	gnutls_session_set_ptr(s, (void *)(uintptr_t)c);
 	if ((ret = gnutls_priority_set(s, c->prio)) < 0)
 		goto fail;
 	if (c->x509 != NULL && (ret = gnutls_credentials_set(s,
@@ -718,6 +727,7 @@ int
 tls_handshake(const struct route *r, gnutls_session_t s, char *why,
     size_t whylen, char *desc, size_t desclen)
 {
+	struct psk_seen seen = { r->tls, "", 0 };
 	char peer[512], idbuf[300];
 	const char *id;
 	long left;
@@ -728,19 +738,20 @@ tls_handshake(const struct route *r, gnutls_session_t s, char *why,
 			return -1;
 		gnutls_handshake_set_timeout(s, (unsigned)left);
 	}
+	gnutls_session_set_ptr(s, &seen);
 	do {
 		ret = gnutls_handshake(s);
 	} while (ret < 0 && ret != GNUTLS_E_AGAIN &&
 	    gnutls_error_is_fatal(ret) == 0);
+	gnutls_session_set_ptr(s, NULL);	/* seen is ours only until here */
 	if (ret < 0) {
 		handshake_reason(s, ret, why, whylen);
-		if (ret == GNUTLS_E_DECRYPTION_FAILED && r->psk_file != NULL &&
-		    r->tls->server &&
-		    (id = gnutls_psk_server_get_username(s)) != NULL)
+		if (seen.identity[0] != '\0' &&
+		    (ret == GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER ||
+		    ret == GNUTLS_E_DECRYPTION_FAILED))
 			snprintf(why, whylen, "psk identity %s: %s",
-			    log_quote(id, idbuf, sizeof(idbuf)),
-			    psk_find(r->tls, id) ? "wrong key" :
-			    "unknown identity");
+			    log_quote(seen.identity, idbuf, sizeof(idbuf)),
+			    seen.known ? "wrong key" : "unknown identity");
 		return -1;
 	}
 	if (gnutls_auth_get_type(s) == GNUTLS_CRD_PSK) {
