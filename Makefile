@@ -2,6 +2,8 @@
 PREFIX	?= /usr/local
 BINDIR	?= $(PREFIX)/sbin
 MANDIR	?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+UNITDIR	?= $(PREFIX)/lib/systemd/system
 
 PKGS	 = gnutls inih
 CC	?= cc
@@ -57,6 +59,28 @@ check: all $(B)/config_test $(HELPERS)
 test: test-deps
 	@$(MAKE) --no-print-directory check
 
+tlsgate.service: dist/tlsgate.service.in
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	    dist/tlsgate.service.in > $@
+
+install: all tlsgate.service
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(SYSCONFDIR)/tlsgate \
+	    $(DESTDIR)$(UNITDIR)
+	install -m 755 tlsgate $(DESTDIR)$(BINDIR)/tlsgate
+	install -m 644 tlsgate.8 $(DESTDIR)$(MANDIR)/man8/tlsgate.8
+	install -m 644 tlsgate.ini.5 $(DESTDIR)$(MANDIR)/man5/tlsgate.ini.5
+	install -m 644 dist/routes.ini.example \
+	    $(DESTDIR)$(SYSCONFDIR)/tlsgate/routes.ini.example
+	install -m 644 tlsgate.service $(DESTDIR)$(UNITDIR)/tlsgate.service
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/tlsgate $(DESTDIR)$(MANDIR)/man8/tlsgate.8 \
+	    $(DESTDIR)$(MANDIR)/man5/tlsgate.ini.5 \
+	    $(DESTDIR)$(SYSCONFDIR)/tlsgate/routes.ini.example \
+	    $(DESTDIR)$(UNITDIR)/tlsgate.service
+	-rmdir $(DESTDIR)$(SYSCONFDIR)/tlsgate 2>/dev/null
+
 asan:
 	$(MAKE) B=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" LDFLAGS="-fsanitize=address,undefined" all
 
@@ -64,7 +88,8 @@ tsan:
 	$(MAKE) B=build-tsan CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" all
 
 clean:
-	rm -rf tlsgate *.o config_test test/helpers/*.o build-asan build-tsan
+	rm -rf tlsgate *.o config_test tlsgate.service build-asan build-tsan
 	rm -rf test/helpers/bin $(B)/test
 
-.PHONY: all deps test-deps certs run check test asan tsan clean
+.PHONY: all deps test-deps certs run check test asan tsan clean install \
+	uninstall tlsgate.service

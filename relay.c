@@ -369,6 +369,28 @@ copy(void *arg)
 	return NULL;
 }
 
+static void
+format_peer(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN];
+	const void *a;
+	unsigned port;
+
+	if (sa->sa_family == AF_INET6) {
+		a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+		port = ntohs(((const struct sockaddr_in6 *)(const void *)sa)->
+		    sin6_port);
+	} else {
+		a = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+		port = ntohs(((const struct sockaddr_in *)(const void *)sa)->
+		    sin_port);
+	}
+	if (inet_ntop(sa->sa_family, a, host, sizeof(host)) == NULL)
+		snprintf(host, sizeof(host), "?");
+	snprintf(buf, len, sa->sa_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
+	    host, port);
+}
+
 /*
  * Connect to the route's connect address, trying every address it
  * resolves to in turn, within connect_timeout in all.
@@ -379,7 +401,7 @@ connect_out(struct session *s)
 	const struct addr *a = &s->route->connect;
 	struct addrinfo hints, *res = NULL, *ai;
 	int64_t deadline = now_ms() + (int64_t)s->route->connect_timeout * 1000;
-	char eb[128];
+	char eb[128], where[INET6_ADDRSTRLEN + 8];
 	int fd = -1, err = ETIMEDOUT, rc, flags;
 	socklen_t len;
 	struct pollfd pfd;
@@ -417,6 +439,8 @@ connect_out(struct session *s)
 		(void)close(fd);
 		fd = -1;
 	}
+	if (fd != -1)
+		format_peer(ai->ai_addr, where, sizeof(where));
 	freeaddrinfo(res);
 	if (fd == -1) {
 		if (err == ETIMEDOUT)
@@ -436,8 +460,8 @@ connect_out(struct session *s)
 	}
 	tune_socket(fd);
 	set_fd(&s->srv, fd);		/* now owned by the session */
-	log_event(LOG_DEBUG, s->route->name, s->id, "connect", "addr=%s",
-	    a->text);
+	log_event(LOG_INFO, s->route->name, s->id, "connect", "addr=%s",
+	    where);
 	return 0;
 }
 
@@ -589,28 +613,6 @@ log_refusal(const struct route *r, const char *peer, const char *why)
 	}
 	log_event(LOG_WARN, r->name, 0, "reject", "peer=%s reason=\"%s\" "
 	    "also=%u", peer, why, atomic_exchange(&dropped, 0));
-}
-
-static void
-format_peer(const struct sockaddr *sa, char *buf, size_t len)
-{
-	char host[INET6_ADDRSTRLEN];
-	const void *a;
-	unsigned port;
-
-	if (sa->sa_family == AF_INET6) {
-		a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
-		port = ntohs(((const struct sockaddr_in6 *)(const void *)sa)->
-		    sin6_port);
-	} else {
-		a = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
-		port = ntohs(((const struct sockaddr_in *)(const void *)sa)->
-		    sin_port);
-	}
-	if (inet_ntop(sa->sa_family, a, host, sizeof(host)) == NULL)
-		snprintf(host, sizeof(host), "?");
-	snprintf(buf, len, sa->sa_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
-	    host, port);
 }
 
 int
