@@ -87,9 +87,33 @@ asan:
 tsan:
 	$(MAKE) B=build-tsan CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" all
 
+# libFuzzer targets (clang), each run for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 60
+FUZZ_CC	 ?= clang
+FUZZ_FLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -I. \
+	   -fsanitize=fuzzer,address,undefined $(shell pkg-config --cflags $(PKGS))
+FUZZERS	 = config addr
+fuzz: $(FUZZERS:%=build-fuzz/%_fuzz)
+	@for f in $(FUZZERS); do \
+	    mkdir -p build-fuzz/corpus-$$f && \
+	    echo "fuzz: $$f for $(FUZZ_SECONDS) s" && \
+	    build-fuzz/$${f}_fuzz -max_total_time=$(FUZZ_SECONDS) \
+	        -print_final_stats=1 -close_fd_mask=3 \
+	        build-fuzz/corpus-$$f test/fuzz/$$f 2>&1 | \
+	        grep -E '^(stat::number_of_executed_units|stat::new_units_added)|ERROR|SUMMARY' ; \
+	    test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
+
+build-fuzz/%_fuzz: test/fuzz/%_fuzz.c config.c log.c tls.c $(HDRS)
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< config.c log.c tls.c $(LDLIBS)
+
 clean:
-	rm -rf tlsgate *.o config_test tlsgate.service build-asan build-tsan
+	rm -rf tlsgate *.o config_test tlsgate.service build-asan build-tsan \
+	    build-fuzz
 	rm -rf test/helpers/bin $(B)/test
 
-.PHONY: all deps test-deps certs run check test asan tsan clean install \
+SHELL	 = /bin/bash
+
+.PHONY: fuzz all deps test-deps certs run check test asan tsan clean install \
 	uninstall tlsgate.service

@@ -62,10 +62,17 @@ static const struct bounds idle_bounds = { 0, 31536000 };	/* a year */
 static const struct bounds sessions_bounds = { 1, 1000000 };
 static const struct bounds grace_bounds = { 0, 3600 };
 
+/* Where the keys being read go, besides a route section's index. */
+#define SEC_NONE	(-3)	/* before any section header */
+#define SEC_GATEWAY	(-2)
+#define SEC_SKIP	(-1)	/* a section already reported as bad */
+
 /* Raw values of a section, as read; validated once the file is read. */
 struct section {
 	char		*name;
 	int		 line;
+	struct addr	 accept;	/* valid if accept_ok */
+	int		 accept_ok;
 	char		*value[K_COUNT];
 	int		 key_line[K_COUNT];
 };
@@ -80,7 +87,8 @@ struct parse {
 	char		*gval[G_COUNT];
 	int		 gline[G_COUNT];
 	int		 gateway_line;
-	long		 cur;		/* section index; -2 [gateway]; -1 none */
+	long		 cur;		/* a section's index, or SEC_* */
+	int		 load;		/* load the files keys name */
 };
 
 const char *
@@ -162,7 +170,7 @@ enter_section(struct parse *p, const char *hdr)
 	char name[256];
 	size_t i, n = (size_t)(end - hdr - 1);
 
-	p->cur = -1;		/* keys that follow go nowhere */
+	p->cur = SEC_SKIP;	/* until the header proves good */
 	if (n == 0 || n >= sizeof(name)) {
 		add_error(p->errs, "%s:%d: bad section name", p->path,
 		    p->lineno);
@@ -171,12 +179,13 @@ enter_section(struct parse *p, const char *hdr)
 	memcpy(name, hdr + 1, n);
 	name[n] = '\0';
 	if (strcmp(name, "gateway") == 0) {
-		if (p->gateway_line != 0)
+		if (p->gateway_line != 0) {
 			add_error(p->errs, "%s:%d: [gateway] section given "
 			    "twice (first at line %d)", p->path, p->lineno,
 			    p->gateway_line);
-		else
-			p->cur = -2;
+			return;
+		}
+		p->cur = SEC_GATEWAY;
 		p->gateway_line = p->lineno;
 		return;
 	}
@@ -229,7 +238,8 @@ read_line(char *str, int num, void *stream)
 	if (n == 0 && c == EOF)
 		return NULL;
 	str[n] = '\0';
-	p->lineno++;
+	if (p->lineno++ == 0 && strncmp(str, "\xef\xbb\xbf", 3) == 0)
+		memmove(str, str + 3, n - 2);	/* a UTF-8 byte order mark */
 	if (toolong) {
 		add_error(p->errs, "%s:%d: line too long (at most %d bytes)",
 		    p->path, p->lineno, num - 2);
@@ -239,11 +249,11 @@ read_line(char *str, int num, void *stream)
 			add_error(p->errs, "%s:%d: syntax error: section "
 			    "header without ']'", p->path, p->lineno);
 			str[0] = '\0';
-			p->cur = -1;
+			p->cur = SEC_SKIP;
 		} else
 			enter_section(p, str);
 	} else if (str[0] != '\0' && strchr(";#\r\n", str[0]) == NULL &&
-	    strpbrk(str, "=:") == NULL) {
+	    (strpbrk(str, "=:") == NULL || str[0] == '=' || str[0] == ':')) {
 		add_error(p->errs, "%s:%d: syntax error: expected "
 		    "'key = value' or '[section]'", p->path, p->lineno);
 		str[0] = '\0';
@@ -259,14 +269,14 @@ on_key(void *user, const char *section, const char *name, const char *value)
 	char **slot;
 	int *lslot, k;
 
-	if (section[0] == '\0') {
+	if (p->cur == SEC_NONE) {
 		add_error(p->errs, "%s:%d: %s: key outside any section",
 		    p->path, p->lineno, name);
 		return 1;
 	}
-	if (p->cur == -1)
+	if (p->cur == SEC_SKIP)
 		return 1;	/* in a section already reported */
-	if (p->cur == -2) {
+	if (p->cur == SEC_GATEWAY) {
 		for (k = 0; k < G_COUNT; k++)
 			if (strcmp(name, gateway_keys[k]) == 0)
 				break;
@@ -301,9 +311,8 @@ on_key(void *user, const char *section, const char *name, const char *value)
 	return 1;
 }
 
-/* Parse "SCHEME://HOST:PORT". Returns NULL or what is wrong. */
-static const char *
-parse_addr(const char *s, struct addr *a)
+const char *
+config_parse_addr(const char *s, struct addr *a)
 {
 	const char *host, *end, *port;
 	size_t hlen;
@@ -378,12 +387,12 @@ parse_num(const char *s, const struct bounds *b, unsigned *out)
 
 	errno = 0;
 	v = strtoll(s, &ep, 10);
-	if (*s == '\0' || *ep != '\0' || errno == ERANGE ||
+	if (*s == '\0' || *ep != '\0' ||
 	    ((*s < '0' || *s > '9') && *s != '-')) {
 		snprintf(msg, sizeof(msg), "not a number: \"%s\"", s);
 		return msg;
 	}
-	if (v < b->min || v > b->max) {
+	if (errno == ERANGE || v < b->min || v > b->max) {
 		snprintf(msg, sizeof(msg), "out of range (%lld to %lld)",
 		    b->min, b->max);
 		return msg;
@@ -640,7 +649,8 @@ check_tls(struct parse *p, struct section *sec, struct route *r)
 	r->resumption = 1;
 	if (sec->value[K_RESUMPTION] != NULL &&
 	    parse_yesno(sec->value[K_RESUMPTION], &r->resumption) == -1) {
-		sec_error(p, sec, K_RESUMPTION, "must be yes or no");
+		sec_error(p, sec, K_RESUMPTION, "must be yes or no, not \"%s\"",
+		    sec->value[K_RESUMPTION]);
 		bad = -1;
 	}
 	return bad;
@@ -673,7 +683,7 @@ build_route(struct parse *p, struct section *sec, const struct defaults *d)
 		if (sec->value[k] == NULL) {
 			sec_error(p, sec, k, "missing");
 			bad = -1;
-		} else if ((why = parse_addr(sec->value[k], a)) != NULL) {
+		} else if ((why = config_parse_addr(sec->value[k], a)) != NULL) {
 			sec_error(p, sec, k, "%s: \"%s\"", why,
 			    sec->value[k]);
 			bad = -1;
@@ -681,10 +691,12 @@ build_route(struct parse *p, struct section *sec, const struct defaults *d)
 			sec_error(p, sec, k, "listen on an IP address, not "
 			    "\"%s\"", a->host);
 			bad = -1;
+		} else if (k == K_ACCEPT) {
+			sec->accept = *a;
+			sec->accept_ok = 1;
 		}
 	}
-	if (bad || check_kind(p, sec, r) == -1)
-		goto fail;
+	/* Go on after an error, so that one does not hide the next. */
 	r->connect_timeout = d->connect_timeout;
 	r->handshake_timeout = d->handshake_timeout;
 	r->idle_timeout = d->idle_timeout;
@@ -697,9 +709,14 @@ build_route(struct parse *p, struct section *sec, const struct defaults *d)
 	    &r->idle_timeout);
 	bad |= check_number(p, sec, K_MAX_SESSIONS, &sessions_bounds,
 	    &r->max_sessions);
+	if (sec->value[K_ACCEPT] == NULL || sec->value[K_CONNECT] == NULL ||
+	    r->accept.text[0] == '\0' || r->connect.text[0] == '\0')
+		goto fail;	/* the route's kind is unknown */
+	if (check_kind(p, sec, r) == -1)
+		goto fail;
 	if (r->accept.scheme == SCHEME_TLS || r->connect.scheme == SCHEME_TLS) {
 		bad |= check_tls(p, sec, r);
-		if (bad == 0 && tls_ctx_new(r, &r->tls, tls_report, &rep) == -1)
+		if (p->load && tls_ctx_new(r, &r->tls, tls_report, &rep) == -1)
 			bad = -1;
 	}
 	if (bad)
@@ -721,7 +738,8 @@ build_identity(struct parse *p, struct config *c)
 	if (p->gval[G_REQUIRE_DROP] != NULL &&
 	    parse_yesno(p->gval[G_REQUIRE_DROP], &c->require_drop) == -1) {
 		add_error(p->errs, "%s:%d: [gateway] require_drop: must be "
-		    "yes or no", p->path, p->gline[G_REQUIRE_DROP]);
+		    "yes or no, not \"%s\"", p->path, p->gline[G_REQUIRE_DROP],
+		    p->gval[G_REQUIRE_DROP]);
 		bad = -1;
 	}
 	if (p->gval[G_USER] != NULL) {
@@ -771,8 +789,8 @@ build_gateway(struct parse *p, struct config *c, struct defaults *d)
 		if (log_level_parse(p->gval[G_LOG_LEVEL], &c->log_level) ==
 		    -1) {
 			add_error(p->errs, "%s:%d: [gateway] log_level: must "
-			    "be error, warn, info or debug", p->path,
-			    p->gline[G_LOG_LEVEL]);
+			    "be error, warn, info or debug, not \"%s\"", p->path,
+			    p->gline[G_LOG_LEVEL], p->gval[G_LOG_LEVEL]);
 			bad = -1;
 		} else
 			c->log_level_set = 1;
@@ -790,26 +808,99 @@ build_gateway(struct parse *p, struct config *c, struct defaults *d)
 	return bad | build_identity(p, c);
 }
 
-/* Two routes may not listen on the same address. */
+/* An accept address in canonical form: "127.0.0.1:5001", "[::1]:5001". */
+static const char *
+canonical(const struct addr *a, char *buf, size_t len)
+{
+	unsigned char x[16];
+	char host[sizeof(a->host)];
+	int v6 = strchr(a->host, ':') != NULL;
+
+	if (inet_pton(v6 ? AF_INET6 : AF_INET, a->host, x) != 1 ||
+	    inet_ntop(v6 ? AF_INET6 : AF_INET, x, host, sizeof(host)) == NULL)
+		snprintf(host, sizeof(host), "%s", a->host);
+	snprintf(buf, len, v6 ? "[%s]:%s" : "%s:%s", host, a->port);
+	return buf;
+}
+
+/*
+ * Whether two accept addresses cannot both be bound: 2 when they are the
+ * same, 1 when a wildcard covers the other ("::" covers IPv4 too), else 0.
+ */
+static int
+overlaps(const struct addr *a, const struct addr *b)
+{
+	char x[300], y[300];
+	int wa, wb;
+
+	if (strcmp(a->port, b->port) != 0)
+		return 0;
+	if (strcmp(canonical(a, x, sizeof(x)), canonical(b, y, sizeof(y))) ==
+	    0)
+		return 2;
+	wa = strncmp(x, "[::]:", 5) == 0 ? 6 :
+	    strncmp(x, "0.0.0.0:", 8) == 0 ? 4 : 0;
+	wb = strncmp(y, "[::]:", 5) == 0 ? 6 :
+	    strncmp(y, "0.0.0.0:", 8) == 0 ? 4 : 0;
+	if (wa == 6 || wb == 6)
+		return 1;
+	return (wa == 4 || wb == 4) && (x[0] == '[') == (y[0] == '[');
+}
+
+/* Two routes may not listen on the same address: check every section. */
 static void
-check_listeners(struct parse *p, struct config *c)
+check_listeners(struct parse *p)
+{
+	char x[300], y[300];
+	size_t i, j;
+	int o;
+
+	for (i = 0; i < p->nsections; i++) {
+		const struct section *a = &p->sections[i];
+
+		for (j = 0; a->accept_ok && j < i; j++) {
+			const struct section *b = &p->sections[j];
+
+			if (!b->accept_ok ||
+			    (o = overlaps(&a->accept, &b->accept)) == 0)
+				continue;
+			canonical(&a->accept, x, sizeof(x));
+			if (o == 2)
+				sec_error(p, a, K_ACCEPT, "%s is already the "
+				    "accept address of [%s]", x, b->name);
+			else
+				sec_error(p, a, K_ACCEPT, "%s overlaps the "
+				    "accept address of [%s] (%s)", x, b->name,
+				    canonical(&b->accept, y, sizeof(y)));
+			break;
+		}
+	}
+}
+
+/* The line number in an error line "PATH:LINE: ...", 0 if none. */
+static long
+error_line(const char *s, const char *path)
+{
+	size_t n = strlen(path);
+
+	if (strncmp(s, path, n) != 0 || s[n] != ':')
+		return 0;
+	return strtol(s + n + 1, NULL, 10);
+}
+
+/* Report errors in file order, whichever check found them (stable). */
+static void
+sort_errors(struct config_errors *errs, size_t from, const char *path)
 {
 	size_t i, j;
+	char *t;
 
-	for (i = 0; i < c->nroutes; i++) {
-		const struct route *a = c->routes[i];
-
-		for (j = 0; j < i; j++) {
-			const struct route *b = c->routes[j];
-
-			if (strcmp(a->accept.host, b->accept.host) == 0 &&
-			    strcmp(a->accept.port, b->accept.port) == 0)
-				add_error(p->errs, "%s:%d: [%s] accept: "
-				    "%s:%s is already the accept address of "
-				    "[%s]", p->path, a->key_line[K_ACCEPT],
-				    a->name, a->accept.host, a->accept.port,
-				    b->name);
-		}
+	for (i = from + 1; i < errs->n; i++) {
+		t = errs->lines[i];
+		for (j = i; j > from && error_line(errs->lines[j - 1], path) >
+		    error_line(t, path); j--)
+			errs->lines[j] = errs->lines[j - 1];
+		errs->lines[j] = t;
 	}
 }
 
@@ -858,16 +949,23 @@ read_file(struct parse *p)
 struct config *
 config_load(const char *path, struct config_errors *errs)
 {
+	return config_read(path, 1, errs);
+}
+
+struct config *
+config_read(const char *path, int load, struct config_errors *errs)
+{
 	struct parse p;
 	struct config *c;
 	struct defaults d = { 10, 10, 43200, 0 };
 	struct route *r;
-	size_t i;
+	size_t i, from = errs->n;
 
 	memset(&p, 0, sizeof(p));
 	p.path = path;
 	p.errs = errs;
-	p.cur = -1;
+	p.cur = SEC_NONE;
+	p.load = load;
 	if ((c = calloc(1, sizeof(*c))) == NULL ||
 	    (c->path = strdup(path)) == NULL)
 		goto oom;
@@ -882,17 +980,18 @@ config_load(const char *path, struct config_errors *errs)
 	for (i = 0; i < p.nsections; i++)
 		if ((r = build_route(&p, &p.sections[i], &d)) != NULL)
 			c->routes[c->nroutes++] = r;
-	check_listeners(&p, c);
-	if (p.nsections == 0 && errs->n == 0)
+	check_listeners(&p);
+	if (p.nsections == 0 && errs->n == from)
 		add_error(errs, "%s: no routes", path);
-	if (errs->n > 0)
+	sort_errors(errs, from, path);
+	if (errs->n > from)
 		goto fail;
 	parse_free(&p);
 	return c;
 oom:
 	add_error(errs, "%s: out of memory", path);
 fail:
-	if (errs->n == 0)
+	if (errs->n == from)
 		add_error(errs, "%s: out of memory", path);
 	parse_free(&p);
 	config_free(c);

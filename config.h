@@ -95,6 +95,13 @@ struct config_errors {
 struct config *config_load(const char *path, struct config_errors *errs);
 void config_free(struct config *c);	/* drops its route references */
 
+/* The same, loading the files keys name only if load is set (fuzzing). */
+struct config *config_read(const char *path, int load,
+    struct config_errors *errs);
+
+/* Parse "SCHEME://HOST:PORT" into a; returns NULL or what is wrong. */
+const char *config_parse_addr(const char *s, struct addr *a);
+
 /* After a reload: routes of next that old also has count their sessions
    together. */
 void config_inherit(struct config *next, const struct config *old);

@@ -94,6 +94,21 @@ log_errors(struct config_errors *errs)
 	config_errors_clear(errs);
 }
 
+/* What is loaded but weak: said at start-up and at each reload. */
+static void
+warn_weak(const struct config *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->nroutes; i++)
+		if (c->routes[i]->connect.scheme == SCHEME_TLS &&
+		    c->routes[i]->verify == VERIFY_NONE &&
+		    c->routes[i]->psk_file == NULL)
+			log_event(LOG_WARN, c->routes[i]->name, 0, "config",
+			    "reason=\"verify = none: the server's "
+			    "certificate is not checked\"");
+}
+
 static void
 print_routes(const struct config *c)
 {
@@ -390,6 +405,7 @@ reload(struct config **cur, int log_level_cli)
 		    "reason=\"configuration error; the old one stays\"");
 		return;
 	}
+	warn_weak(c);
 	config_inherit(c, *cur);
 	if (apply_listeners(c) == -1) {
 		config_free(c);
@@ -550,6 +566,7 @@ main(int argc, char *argv[])
 		print_errors(&errs);
 		return 2;
 	}
+	warn_weak(c);
 	if (check) {
 		print_routes(c);
 		config_free(c);

@@ -70,19 +70,47 @@ tls_default_priority(void)
 	return DEFAULT_PRIORITY;
 }
 
-/* Can path be opened? Names the cause the way open(2) does. */
+/*
+ * Can path be read as a file? Names the cause the way open(2) does; with
+ * pem set, the file must also hold a PEM block of that kind.
+ */
 static int
-readable(const char *path, tls_err_fn *err, void *arg, enum key k)
+readable(const char *path, const char *pem, tls_err_fn *err, void *arg,
+    enum key k)
 {
+	gnutls_datum_t d = { NULL, 0 };
 	char buf[128];
-	int fd;
+	struct stat st;
+	int fd, e = 0;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		e = errno;
+	else if (fstat(fd, &st) == -1)
+		e = errno;
+	else if (S_ISDIR(st.st_mode))
+		e = EISDIR;
+	if (fd != -1)
+		(void)close(fd);
+	if (e != 0) {
 		err(arg, k, "cannot read %s: %s", path,
-		    log_strerror(errno, buf, sizeof(buf)));
+		    log_strerror(e, buf, sizeof(buf)));
 		return -1;
 	}
-	(void)close(fd);
+	if (pem == NULL)
+		return 0;
+	if (gnutls_load_file(path, &d) < 0 || d.data == NULL ||
+	    memmem(d.data, d.size, "-----BEGIN ", 11) == NULL ||
+	    memmem(d.data, d.size, pem, strlen(pem)) == NULL)
+		e = -1;
+	if (d.data != NULL) {
+		gnutls_memset(d.data, 0, d.size);	/* may be a key */
+		gnutls_free(d.data);
+	}
+	if (e != 0) {
+		err(arg, k, "no PEM %s in %s", pem[0] == 'C' ? "certificate" :
+		    "private key", path);
+		return -1;
+	}
 	return 0;
 }
 
@@ -115,6 +143,8 @@ psk_parse_line(char *line, struct psk *p)
 	n = strlen(hex);
 	if (line[0] == '\0')
 		return "empty identity";
+	if (strlen(line) > 255)
+		return "identity longer than 255 bytes";
 	if (n == 0 || n % 2 != 0 || n / 2 > PSK_MAX)
 		return "key must be 2 to 128 hex digits, an even count";
 	for (i = 0; i < n / 2; i++) {
@@ -134,24 +164,32 @@ static int
 psk_load(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
     void *arg)
 {
-	char line[512];
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
 	const char *why;
 	struct psk *v;
 	struct stat st;
 	FILE *fp;
 	int lineno = 0, bad = 0;
 
-	if (readable(r->psk_file, err, arg, K_PSK_FILE) == -1 ||
+	if (readable(r->psk_file, NULL, err, arg, K_PSK_FILE) == -1 ||
 	    (fp = fopen(r->psk_file, "re")) == NULL)
 		return -1;
 	if (fstat(fileno(fp), &st) == 0 && (st.st_mode & 077) != 0)
 		log_event(LOG_WARN, r->name, 0, "config", "psk_file=%s "
 		    "reason=\"key file is readable by group or others\"",
 		    r->psk_file);
-	while (fgets(line, sizeof(line), fp) != NULL) {
+	while ((len = getline(&line, &cap, fp)) != -1) {
 		lineno++;
 		if (line[0] == '\n' || line[0] == '#')
 			continue;
+		if (len > 300) {
+			err(arg, K_PSK_FILE, "%s:%d: line too long",
+			    r->psk_file, lineno);
+			bad = -1;
+			continue;
+		}
 		if ((v = realloc(c->psk, (c->npsk + 1) * sizeof(*v))) == NULL)
 			break;
 		c->psk = v;
@@ -163,7 +201,9 @@ psk_load(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
 		} else
 			c->npsk++;
 	}
-	explicit_bzero(line, sizeof(line));
+	if (line != NULL)
+		explicit_bzero(line, cap);
+	free(line);
 	(void)fclose(fp);
 	if (bad == 0 && c->npsk == 0) {
 		err(arg, K_PSK_FILE, "no key in %s", r->psk_file);
@@ -265,8 +305,8 @@ x509_setup(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
 		return -1;
 	}
 	if (r->cert != NULL) {
-		if (readable(r->cert, err, arg, K_CERT) == -1 ||
-		    readable(r->key, err, arg, K_KEY) == -1)
+		if ((readable(r->cert, "CERTIFICATE", err, arg, K_CERT) |
+		    readable(r->key, "PRIVATE KEY", err, arg, K_KEY)) != 0)
 			return -1;
 		ret = gnutls_certificate_set_x509_key_file2(c->x509, r->cert,
 		    r->key, GNUTLS_X509_FMT_PEM, NULL, 0);
@@ -293,7 +333,7 @@ x509_setup(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
 		}
 		return 0;
 	}
-	if (readable(r->ca, err, arg, K_CA) == -1)
+	if (readable(r->ca, "CERTIFICATE", err, arg, K_CA) == -1)
 		return -1;
 	ret = gnutls_certificate_set_x509_trust_file(c->x509, r->ca,
 	    GNUTLS_X509_FMT_PEM);
@@ -368,9 +408,6 @@ tls_ctx_new(const struct route *r, struct tls_ctx **out, tls_err_fn *err,
 		tls_ctx_free(c);
 		return -1;
 	}
-	if (!c->server && r->verify == VERIFY_NONE)
-		log_event(LOG_WARN, r->name, 0, "config", "reason=\"verify = "
-		    "none: the server's certificate is not checked\"");
 	*out = c;
 	return 0;
 }
