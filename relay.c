@@ -256,7 +256,8 @@ end_read(struct session *s, struct end *e, unsigned char *buf, size_t len)
 			    (errno == EAGAIN) ? GNUTLS_E_TIMEDOUT : -1;
 		if (n >= 0)
 			return atomic_load(&s->failed) ? -1 : n;
-		if (n == GNUTLS_E_INTERRUPTED)
+		if (n == GNUTLS_E_INTERRUPTED ||
+		    n == GNUTLS_E_WARNING_ALERT_RECEIVED)
 			continue;
 		if (atomic_load(&s->failed))
 			return -1;	/* woken by session_fail() */
@@ -487,6 +488,18 @@ handshake(struct session *s, struct end *e)
 	return 0;
 }
 
+/* Bound an end's sends with SO_SNDTIMEO, its receives by GnuTLS's record
+   timeout or SO_RCVTIMEO: ms, 0 for never. */
+static void
+end_timeouts(struct end *e, unsigned ms)
+{
+	set_timeout(e->fd, SO_SNDTIMEO, ms);
+	if (e->tls != NULL)
+		gnutls_record_set_timeout(e->tls, ms);
+	else
+		set_timeout(e->fd, SO_RCVTIMEO, ms);
+}
+
 /*
  * Open the session in the route's order. Unwrap: the client's handshake
  * and verification come first, so that a refused client never reaches the
@@ -506,14 +519,8 @@ session_open(struct session *s)
 	if (r->connect.scheme == SCHEME_TLS && handshake(s, &s->srv) == -1)
 		return -1;
 	/* From here on, idle_timeout bounds every wait of the relay. */
-	set_timeout(s->cli.fd, SO_SNDTIMEO, idle);
-	set_timeout(s->srv.fd, SO_SNDTIMEO, idle);
-	set_timeout(s->cli.fd, SO_RCVTIMEO, idle);
-	set_timeout(s->srv.fd, SO_RCVTIMEO, idle);
-	if (s->cli.tls != NULL)
-		gnutls_record_set_timeout(s->cli.tls, idle);
-	if (s->srv.tls != NULL)
-		gnutls_record_set_timeout(s->srv.tls, idle);
+	end_timeouts(&s->cli, idle);
+	end_timeouts(&s->srv, idle);
 	atomic_store(&s->last_io, now_ms());
 	return 0;
 }
