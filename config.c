@@ -178,6 +178,12 @@ enter_section(struct parse *p, const char *hdr)
 	}
 	memcpy(name, hdr + 1, n);
 	name[n] = '\0';
+	if (strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789._-") != n) {
+		add_error(p->errs, "%s:%d: [%s] bad section name: use letters, "
+		    "digits, '.', '_' and '-'", p->path, p->lineno, name);
+		return;
+	}
 	if (strcmp(name, "gateway") == 0) {
 		if (p->gateway_line != 0) {
 			add_error(p->errs, "%s:%d: [gateway] section given "

@@ -245,6 +245,7 @@ end_read(struct session *s, struct end *e, unsigned char *buf, size_t len)
 	char eb[128];
 	ssize_t n;
 	long left;
+	int again = 0;
 
 	for (;;) {
 		if (e->tls != NULL) {
@@ -261,6 +262,17 @@ end_read(struct session *s, struct end *e, unsigned char *buf, size_t len)
 			continue;
 		if (atomic_load(&s->failed))
 			return -1;	/* woken by session_fail() */
+		/*
+		 * A TLS end times out with GNUTLS_E_TIMEDOUT. AGAIN follows a
+		 * post-handshake message (call again), or a record cut short
+		 * by the end of the stream.
+		 */
+		if (n == GNUTLS_E_AGAIN && e->tls != NULL) {
+			if (tls_peer_closed(e->fd))
+				n = GNUTLS_E_PREMATURE_TERMINATION;
+			else if (++again < 1000)
+				continue;
+		}
 		if (n == GNUTLS_E_TIMEDOUT || n == GNUTLS_E_AGAIN) {
 			if ((left = idle_left(s)) == 0)
 				break;

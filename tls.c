@@ -688,16 +688,39 @@ out:
 	return ret;
 }
 
+int
+tls_peer_closed(int fd)
+{
+	char c;
+	ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	return n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR);
+}
+
 /* Why a handshake failed, in words for the log. */
 static void
-handshake_reason(gnutls_session_t s, int ret, char *why, size_t whylen)
+handshake_reason(gnutls_session_t s, int ret, int late, char *why,
+    size_t whylen)
 {
 	switch (ret) {
-	case GNUTLS_E_TIMEDOUT:
 	case GNUTLS_E_AGAIN:
+		/*
+		 * A send stalled past SO_SNDTIMEO (late), or what GnuTLS
+		 * says of a record cut short or followed by junk.
+		 */
+		if (!late) {
+			snprintf(why, whylen, "handshake: %s",
+			    tls_peer_closed(gnutls_transport_get_int(s)) ?
+			    "connection closed by peer" :
+			    "incomplete TLS record");
+			break;
+		}
+		/* FALLTHROUGH */
+	case GNUTLS_E_TIMEDOUT:
 		snprintf(why, whylen, "handshake timeout");
 		break;
 	case GNUTLS_E_NO_CERTIFICATE_FOUND:
+	case GNUTLS_E_CERTIFICATE_REQUIRED:
 		snprintf(why, whylen, "no client certificate");
 		break;
 	case GNUTLS_E_FATAL_ALERT_RECEIVED:
@@ -766,8 +789,9 @@ tls_handshake(const struct route *r, gnutls_session_t s, char *why,
 {
 	struct psk_seen seen = { r->tls, "", 0 };
 	char peer[512], idbuf[300];
+	struct timespec t0, t1;
 	const char *id;
-	long left;
+	long left = (long)r->handshake_timeout * 1000;
 	int ret;
 
 	if (r->tls->server) {
@@ -775,6 +799,7 @@ tls_handshake(const struct route *r, gnutls_session_t s, char *why,
 			return -1;
 		gnutls_handshake_set_timeout(s, (unsigned)left);
 	}
+	(void)clock_gettime(CLOCK_MONOTONIC, &t0);
 	gnutls_session_set_ptr(s, &seen);
 	do {
 		ret = gnutls_handshake(s);
@@ -782,7 +807,9 @@ tls_handshake(const struct route *r, gnutls_session_t s, char *why,
 	    gnutls_error_is_fatal(ret) == 0);
 	gnutls_session_set_ptr(s, NULL);	/* seen is ours only until here */
 	if (ret < 0) {
-		handshake_reason(s, ret, why, whylen);
+		(void)clock_gettime(CLOCK_MONOTONIC, &t1);
+		handshake_reason(s, ret, (t1.tv_sec - t0.tv_sec) * 1000 +
+		    (t1.tv_nsec - t0.tv_nsec) / 1000000 >= left, why, whylen);
 		if (seen.identity[0] != '\0' &&
 		    (ret == GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER ||
 		    ret == GNUTLS_E_DECRYPTION_FAILED))

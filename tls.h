@@ -44,6 +44,13 @@ int tls_handshake(const struct route *r, gnutls_session_t s,
  */
 int tls_keep_ticket(const struct route *r, gnutls_session_t s);
 
+/*
+ * Has the peer on fd closed or reset the connection? On a blocking socket
+ * GnuTLS answers GNUTLS_E_AGAIN, as for a timeout, when a record is cut
+ * short: this tells the two apart.
+ */
+int tls_peer_closed(int fd);
+
 /* What --check prints of a route's TLS identity, as log-style fields. */
 int tls_identity(const struct route *r, char *buf, size_t len);
 

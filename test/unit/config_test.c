@@ -192,6 +192,10 @@ static const struct error_case error_cases[] = {
 	{ "empty section name",
 	  "[]\n" TCP_TCP,
 	  { "$F:1: bad section name" }, 0 },
+	{ "route name with a space",
+	  "[my route]\n" TCP_TCP,
+	  { "$F:1: [my route] bad section name: use letters, digits, '.', "
+	    "'_' and '-'" }, 0 },
 	{ "line too long",
 	  "[r]\n" WRAP "$L4095\nverify = bogus\n",
 	  { "$F:5: line too long (at most 4094 bytes)",
