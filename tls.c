@@ -64,6 +64,44 @@ struct tls_ctx {
 	gnutls_datum_t			 ticket;
 };
 
+/*
+ * The handshake's deadline, in the thread that runs it (0: none). GnuTLS
+ * applies its handshake timeout to each wait, so a peer that trickles a
+ * byte at a time would hold a handshake open for ever: every wait for
+ * data is cut at this deadline instead.
+ */
+static _Thread_local int64_t handshake_deadline;
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* GnuTLS's wait for data: > 0 ready, 0 timed out, -1 error. */
+static int
+pull_timeout(gnutls_transport_ptr_t ptr, unsigned ms)
+{
+	struct pollfd pfd = { (int)(intptr_t)ptr, POLLIN, 0 };
+	int64_t end = -1, left;
+	int rc;
+
+	if (ms != GNUTLS_INDEFINITE_TIMEOUT)
+		end = mono_ms() + ms;
+	if (handshake_deadline != 0 && (end == -1 || end > handshake_deadline))
+		end = handshake_deadline;
+	do {
+		left = (end == -1) ? -1 : end - mono_ms();
+		if (end != -1 && left <= 0)
+			return 0;
+		rc = poll(&pfd, 1, (int)left);
+	} while (rc == -1 && errno == EINTR);
+	return rc;
+}
+
 const char *
 tls_default_priority(void)
 {
@@ -487,6 +525,7 @@ tls_session_new(const struct route *r, int fd, gnutls_session_t *out,
 			resume_take(r->tls, s);
 	}
 	gnutls_transport_set_int(s, fd);
+	gnutls_transport_set_pull_timeout_function(s, pull_timeout);
 	gnutls_handshake_set_timeout(s, r->handshake_timeout * 1000u);
 	*out = s;
 	return 0;
@@ -752,12 +791,11 @@ sniff(const struct route *r, gnutls_session_t s, char *why, size_t whylen)
 	long ms = (long)r->handshake_timeout * 1000;
 	struct pollfd pfd = { gnutls_transport_get_int(s), POLLIN, 0 };
 	unsigned char b[4];
-	struct timespec t0, t1;
+	int64_t t0 = mono_ms();
 	ssize_t n;
 	size_t i;
 	int rc;
 
-	(void)clock_gettime(CLOCK_MONOTONIC, &t0);
 	while ((rc = poll(&pfd, 1, (int)ms)) == -1 && errno == EINTR)
 		;
 	if (rc == 0) {
@@ -777,9 +815,7 @@ sniff(const struct route *r, gnutls_session_t s, char *why, size_t whylen)
 			    b[0]);
 		return -1;
 	}
-	(void)clock_gettime(CLOCK_MONOTONIC, &t1);
-	ms -= (long)(t1.tv_sec - t0.tv_sec) * 1000 +
-	    (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	ms -= (long)(mono_ms() - t0);
 	return ms > 0 ? ms : 1;
 }
 
@@ -789,27 +825,26 @@ tls_handshake(const struct route *r, gnutls_session_t s, char *why,
 {
 	struct psk_seen seen = { r->tls, "", 0 };
 	char peer[512], idbuf[300];
-	struct timespec t0, t1;
 	const char *id;
 	long left = (long)r->handshake_timeout * 1000;
-	int ret;
+	int ret, late;
 
 	if (r->tls->server) {
 		if ((left = sniff(r, s, why, whylen)) == -1)
 			return -1;
 		gnutls_handshake_set_timeout(s, (unsigned)left);
 	}
-	(void)clock_gettime(CLOCK_MONOTONIC, &t0);
 	gnutls_session_set_ptr(s, &seen);
+	handshake_deadline = mono_ms() + left;
 	do {
 		ret = gnutls_handshake(s);
 	} while (ret < 0 && ret != GNUTLS_E_AGAIN &&
 	    gnutls_error_is_fatal(ret) == 0);
+	late = mono_ms() >= handshake_deadline;
+	handshake_deadline = 0;
 	gnutls_session_set_ptr(s, NULL);	/* seen is ours only until here */
 	if (ret < 0) {
-		(void)clock_gettime(CLOCK_MONOTONIC, &t1);
-		handshake_reason(s, ret, (t1.tv_sec - t0.tv_sec) * 1000 +
-		    (t1.tv_nsec - t0.tv_nsec) / 1000000 >= left, why, whylen);
+		handshake_reason(s, ret, late, why, whylen);
 		if (seen.identity[0] != '\0' &&
 		    (ret == GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER ||
 		    ret == GNUTLS_E_DECRYPTION_FAILED))
