@@ -111,9 +111,13 @@ build-fuzz/%_fuzz: test/fuzz/%_fuzz.c config.c log.c tls.c $(HDRS)
 clean:
 	rm -rf tlsgate *.o config_test tlsgate.service build-asan build-tsan \
 	    build-fuzz
-	rm -rf test/helpers/bin $(B)/test
+	rm -f $(HELPERS)
 
 SHELL	 = /bin/bash
 
 .PHONY: fuzz all deps test-deps certs run check test asan tsan clean install \
 	uninstall tlsgate.service
+
+.PHONY: bench
+bench: all
+	bench/run

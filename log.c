@@ -59,7 +59,7 @@ log_event(enum log_level level, const char *route, uint64_t id,
 		memset(&tm, 0, sizeof(tm));
 	n = strftime(line, cap, "%Y-%m-%dT%H:%M:%S", &tm);
 	r = snprintf(line + n, cap - n, ".%03ldZ %s", ts.tv_nsec / 1000000,
-	    level_names[level]);
+	    level_names[level == LOG_ALWAYS ? LOG_INFO : level]);
 	n += (r > 0) ? (size_t)r : 0;
 	if (route != NULL && n < cap) {
 		r = snprintf(line + n, cap - n, " route=%s", route);

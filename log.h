@@ -3,7 +3,8 @@
 
 #include <stdint.h>
 
-enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+/* LOG_ALWAYS: printed (as info) whatever the level, for event=ready. */
+enum log_level { LOG_ALWAYS = -1, LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 /* Lines below this level are dropped; set before threads start, or by
    reload (an atomic store). */

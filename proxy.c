@@ -591,7 +591,7 @@ main(int argc, char *argv[])
 		    passed[npassed - 1]);
 		(void)close(passed[--npassed]);
 	}
-	log_event(LOG_INFO, NULL, 0, "ready", "routes=%zu version=%s",
+	log_event(LOG_ALWAYS, NULL, 0, "ready", "routes=%zu version=%s",
 	    c->nroutes, VERSION);
 	rc = serve(&c, sfd, level_cli);
 	config_free(c);

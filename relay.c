@@ -283,7 +283,7 @@ end_read(struct session *s, struct end *e, unsigned char *buf, size_t len)
 				set_timeout(e->fd, SO_RCVTIMEO, (unsigned)left);
 			continue;
 		}
-		if (e->tls == NULL)
+		if (e->tls == NULL || n == GNUTLS_E_PULL_ERROR)
 			session_fail(s, e, 1, "%s: %s", e->name,
 			    log_strerror(errno, eb, sizeof(eb)));
 		else if (n == GNUTLS_E_PREMATURE_TERMINATION)
@@ -332,7 +332,7 @@ end_write(struct session *s, const struct end *from, struct end *e,
 				continue;
 			session_fail(s, from, 0, "idle timeout (%s not "
 			    "reading)", e->name);
-		} else if (e->tls == NULL)
+		} else if (e->tls == NULL || n == GNUTLS_E_PUSH_ERROR)
 			session_fail(s, from, 1, "%s: %s", e->name,
 			    log_strerror(errno, eb, sizeof(eb)));
 		else

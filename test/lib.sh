@@ -1,0 +1,263 @@
+# test/lib.sh: sourced by every test/NN-name.sh (POSIX sh), which test/run
+# starts in its own temporary directory with TLSGATE, HELPERS, CERTS and
+# SRCDIR set. It gives:
+#   ports VAR...                 free loopback ports, one per variable
+#   demo_routes A B C            the demo's wrap and unwrap routes (INI)
+#   gw_start NAME CONF [ARGS]    start tlsgate, log in NAME.log, wait ready
+#   gw_stop NAME [SECS]          SIGTERM it, wait; returns its exit status
+#   bg NAME CMD...               run CMD in the background (NAME.out/.err)
+#   track PID...                 kill PID at the end (bg, gw_start do it)
+#   wait_for SECS WHAT CMD...    poll CMD until it succeeds, or fail
+#   poll_for SECS CMD...         the same, returning 1 instead of failing
+#   wait_log FILE ERE [SECS]     wait until a line of FILE matches
+#   wait_count FILE ERE N [SECS] wait until N lines of FILE match
+#   wait_port PORT [SECS]        wait until something listens on PORT
+#   wait_exit PID [SECS]         wait for PID to end; returns its status
+#   proc_alive PID, count_lines FILE ERE, now_ms
+#   log_has/log_lacks FILE ERE, same_file A B, expect_rc WANT GOT WHAT
+#   fail MSG (exit 1), skip MSG (exit 77), note MSG
+# Every wait is bounded, every process started here is remembered by its
+# PID and killed by it on exit. Nothing here sleeps to wait for readiness.
+set -u
+
+: "${TLSGATE:?run the tests with test/run}" "${HELPERS:?}" "${CERTS:?}"
+
+_pids=
+_gws=
+_next_port=
+
+fail() {
+	echo "FAIL: $*"
+	exit 1
+}
+
+skip() {
+	echo "SKIP: $*"
+	exit 77
+}
+
+note() {
+	echo "# $*"
+}
+
+# --- processes --------------------------------------------------------
+
+track() {
+	_pids="$_pids $*"
+}
+
+# proc_alive PID: is PID running (not gone, not a zombie)?
+proc_alive() {
+	_st=
+	read -r _st 2>/dev/null </proc/"$1"/stat || return 1
+	_st=${_st##*) }
+	[ "${_st%% *}" != Z ]
+}
+
+cleanup() {
+	_rc=$?
+	trap - EXIT INT TERM HUP
+	for _p in $_pids; do
+		kill "$_p" 2>/dev/null
+	done
+	for _p in $_pids; do
+		_i=0
+		while proc_alive "$_p" && [ "$_i" -lt 100 ]; do
+			sleep 0.05
+			_i=$((_i + 1))
+		done
+		proc_alive "$_p" && kill -9 "$_p" 2>/dev/null
+		wait "$_p" 2>/dev/null
+	done
+	# A sanitizer build (make asan/tsan) reports on stderr: fail on it.
+	for _g in $_gws; do
+		if grep -Eq 'Sanitizer|runtime error:' "$_g.log" 2>/dev/null; then
+			echo "FAIL: sanitizer report in $_g.log"
+			[ "$_rc" -ne 0 ] || _rc=1
+		fi
+	done
+	exit "$_rc"
+}
+trap cleanup EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
+trap 'exit 129' HUP
+
+# bg NAME CMD...: start CMD with stdout in NAME.out and stderr in NAME.err;
+# its PID is in BG_PID and in NAME.pid. Background commands get none of
+# the descriptors 3-9 a test may hold open: a child holding a fifo's write
+# end would keep its reader from ever seeing the end.
+bg() {
+	_name=$1
+	shift
+	"$@" >"$_name.out" 2>"$_name.err" </dev/null \
+	    3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
+	BG_PID=$!
+	track "$BG_PID"
+	echo "$BG_PID" >"$_name.pid"
+}
+
+pid_of() {	# pid_of NAME: the PID bg or gw_start recorded
+	cat "$1.pid"
+}
+
+# --- time and waiting -------------------------------------------------
+
+now_ms() {
+	date +%s%3N
+}
+
+# poll_for SECS COMMAND...: poll COMMAND until it succeeds (return 0) or
+# SECS seconds have passed (return 1).
+poll_for() {
+	_secs=$1
+	shift
+	_end=$(($(now_ms) + _secs * 1000))
+	until "$@"; do
+		[ "$(now_ms)" -lt "$_end" ] || return 1
+		sleep 0.05
+	done
+}
+
+# wait_for SECS DESCRIPTION COMMAND...: poll COMMAND until it succeeds;
+# fail after SECS seconds.
+wait_for() {
+	_what=$2
+	_s=$1
+	shift 2
+	poll_for "$_s" "$@" || fail "timed out after ${_s}s waiting for $_what"
+}
+
+_has_line() {
+	grep -Eq -- "$2" "$1" 2>/dev/null
+}
+
+_has_count() {
+	[ "$(count_lines "$1" "$2")" -ge "$3" ]
+}
+
+count_lines() {	# count_lines FILE ERE: how many lines match
+	grep -Ec -- "$2" "$1" 2>/dev/null || true
+}
+
+wait_log() {	# wait_log FILE ERE [SECS]
+	wait_for "${3:-10}" "/$2/ in $1" _has_line "$1" "$2"
+}
+
+wait_count() {	# wait_count FILE ERE N [SECS]
+	wait_for "${4:-10}" "$3 lines /$2/ in $1" _has_count "$1" "$2" "$3"
+}
+
+_listening() {
+	[ -n "$(ss -ltnH "sport = :$1" 2>/dev/null)" ]
+}
+
+wait_port() {	# wait_port PORT [SECS]: until something listens on PORT
+	wait_for "${2:-10}" "a listener on port $1" _listening "$1"
+}
+
+_gone() {
+	! proc_alive "$1"
+}
+
+# wait_exit PID [SECS]: wait for PID (a child) to end and return its exit
+# status; fail if it is still running after SECS seconds.
+wait_exit() {
+	wait_for "${2:-10}" "process $1 to exit" _gone "$1"
+	wait "$1"
+}
+
+# --- ports ------------------------------------------------------------
+
+# ports VAR...: set each VAR to a port nothing uses. Tests get disjoint
+# ranges below the ephemeral ports: 20000 + 40 * NN (PORT_BASE overrides
+# 20000), so concurrent tests and earlier TIME_WAITs do not collide.
+ports() {
+	if [ -z "$_next_port" ]; then
+		_nn=$(basename "$0" | sed -n 's/^0*\([0-9][0-9]*\)-.*/\1/p')
+		_next_port=$((${PORT_BASE:-20000} + 40 * ${_nn:-0}))
+	fi
+	for _var in "$@"; do
+		while [ -n "$(ss -tanH "sport = :$_next_port" 2>/dev/null)" ]; do
+			_next_port=$((_next_port + 1))
+		done
+		eval "$_var=$_next_port"
+		_next_port=$((_next_port + 1))
+	done
+}
+
+# --- the gateway ------------------------------------------------------
+
+# gw_start NAME CONF [ARGS...]: start tlsgate -c CONF with stderr in
+# NAME.log; wait until it logs event=ready. GW_PID and NAME.pid hold its PID.
+# GW_PREFIX, if set, is a command that execs tlsgate (e.g. prlimit ... --).
+gw_start() {
+	_gw=$1 _conf=$2
+	shift 2
+	# shellcheck disable=SC2086
+	${GW_PREFIX:-} "$TLSGATE" -c "$_conf" "$@" >"$_gw.out" 2>"$_gw.log" \
+	    </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
+	GW_PID=$!
+	track "$GW_PID"
+	_gws="$_gws $_gw"
+	echo "$GW_PID" >"$_gw.pid"
+	_end=$(($(now_ms) + 10000))
+	until grep -q 'event=ready' "$_gw.log"; do
+		if ! proc_alive "$GW_PID"; then
+			wait "$GW_PID"
+			fail "tlsgate $_gw exited with status $? before event=ready"
+		fi
+		[ "$(now_ms)" -lt "$_end" ] || fail "tlsgate $_gw: no event=ready after 10s"
+		sleep 0.05
+	done
+}
+
+# gw_stop NAME [SECS]: SIGTERM the gateway, wait for it (SECS, default 15)
+# and return its exit status.
+gw_stop() {
+	_p=$(pid_of "$1")
+	kill -TERM "$_p" || fail "cannot signal tlsgate $1"
+	wait_exit "$_p" "${2:-15}"
+}
+
+# demo_routes A B C: the demo's two routes with mutual TLS, wrap
+# tcp://127.0.0.1:A -> tls://127.0.0.1:B and unwrap tls://127.0.0.1:B ->
+# tcp://127.0.0.1:C, as INI text on stdout.
+demo_routes() {
+	cat <<EOF
+[wrap]
+accept = tcp://127.0.0.1:$1
+connect = tls://127.0.0.1:$2
+ca = $CERTS/ca.pem
+cert = $CERTS/client.pem
+key = $CERTS/client.key
+server_name = localhost
+
+[unwrap]
+accept = tls://127.0.0.1:$2
+cert = $CERTS/server.pem
+key = $CERTS/server.key
+ca = $CERTS/ca.pem
+connect = tcp://127.0.0.1:$3
+EOF
+}
+
+# --- assertions -------------------------------------------------------
+
+log_has() {	# log_has FILE ERE [MSG]
+	grep -Eq -- "$2" "$1" || fail "${3:-no line /$2/ in $1}"
+}
+
+log_lacks() {	# log_lacks FILE ERE [MSG]
+	! grep -Eq -- "$2" "$1" || fail "${3:-unexpected line /$2/ in $1:
+$(grep -E -- "$2" "$1" | head -n 5)}"
+}
+
+same_file() {	# same_file EXPECTED GOT [WHAT]
+	cmp -s "$1" "$2" || fail "${3:-$2} differs from $1" \
+	    "($(wc -c <"$1") vs $(wc -c <"$2" 2>/dev/null) bytes)"
+}
+
+expect_rc() {	# expect_rc WANT GOT WHAT
+	[ "$2" -eq "$1" ] || fail "$3: exit status $2, expected $1"
+}
