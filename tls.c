@@ -40,6 +40,13 @@
 
 #define PSK_MAX	64	/* bytes of key */
 
+/*
+ * Session tickets a wrap route keeps: each is used once and every session
+ * brings a new one, so connections that start together can all resume as
+ * long as the pool holds as many as start at once.
+ */
+#define TICKETS	64
+
 struct psk {
 	char		*identity;
 	unsigned char	 key[PSK_MAX];
@@ -56,12 +63,22 @@ struct tls_ctx {
 	struct psk			*psk;
 	size_t				 npsk;
 	/*
-	 * Client side with resumption: the latest session ticket, used
-	 * once by the next connection. The only mutable part, under lock.
+	 * Verification inside the handshake (verify = require, or any
+	 * verification on a connect): GnuTLS checks the peer's chain, name
+	 * and purpose against vdata before the handshake completes, so a
+	 * server that fails is refused before the client certificate and
+	 * Finished go out. verify = optional on accept checks afterwards.
+	 */
+	gnutls_typed_vdata_st		 vdata[2];
+	unsigned			 nvdata;
+	/*
+	 * Client side with resumption: the newest session tickets, each
+	 * used once. The only mutable part, under lock.
 	 */
 	int				 resume;
 	pthread_mutex_t			 lock;
-	gnutls_datum_t			 ticket;
+	gnutls_datum_t			 tickets[TICKETS];
+	size_t				 ntickets;
 };
 
 /*
@@ -100,6 +117,17 @@ pull_timeout(gnutls_transport_ptr_t ptr, unsigned ms)
 		rc = poll(&pfd, 1, (int)left);
 	} while (rc == -1 && errno == EINTR);
 	return rc;
+}
+
+/* Tickets hold key material: wipe them. */
+static void
+ticket_free(gnutls_datum_t *t)
+{
+	if (t->data == NULL)
+		return;
+	gnutls_memset(t->data, 0, t->size);
+	gnutls_free(t->data);
+	t->data = NULL;
 }
 
 const char *
@@ -332,33 +360,40 @@ gnutls_fail:
 	return -1;
 }
 
+/* The route's certificate and key, if any. */
 static int
-x509_setup(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
+x509_load_cert(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
     void *arg)
 {
 	int ret;
 
-	if ((ret = gnutls_certificate_allocate_credentials(&c->x509)) < 0) {
-		err(arg, K_CERT, "%s", gnutls_strerror(ret));
+	if (r->cert == NULL)
+		return 0;
+	if ((readable(r->cert, "CERTIFICATE", err, arg, K_CERT) |
+	    readable(r->key, "PRIVATE KEY", err, arg, K_KEY)) != 0)
+		return -1;
+	ret = gnutls_certificate_set_x509_key_file2(c->x509, r->cert, r->key,
+	    GNUTLS_X509_FMT_PEM, NULL, 0);
+	if (ret == GNUTLS_E_CERTIFICATE_KEY_MISMATCH) {
+		err(arg, K_KEY, "%s does not match the certificate in %s",
+		    r->key, r->cert);
 		return -1;
 	}
-	if (r->cert != NULL) {
-		if ((readable(r->cert, "CERTIFICATE", err, arg, K_CERT) |
-		    readable(r->key, "PRIVATE KEY", err, arg, K_KEY)) != 0)
-			return -1;
-		ret = gnutls_certificate_set_x509_key_file2(c->x509, r->cert,
-		    r->key, GNUTLS_X509_FMT_PEM, NULL, 0);
-		if (ret == GNUTLS_E_CERTIFICATE_KEY_MISMATCH) {
-			err(arg, K_KEY, "%s does not match the certificate "
-			    "in %s", r->key, r->cert);
-			return -1;
-		}
-		if (ret < 0) {
-			err(arg, K_CERT, "cannot load %s with key %s: %s",
-			    r->cert, r->key, gnutls_strerror(ret));
-			return -1;
-		}
+	if (ret < 0) {
+		err(arg, K_CERT, "cannot load %s with key %s: %s", r->cert,
+		    r->key, gnutls_strerror(ret));
+		return -1;
 	}
+	return 0;
+}
+
+/* The route's trust anchors, if any: a file, or the system's. */
+static int
+x509_load_ca(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
+    void *arg)
+{
+	int ret;
+
 	if (r->ca == NULL)
 		return 0;
 	if (strcmp(r->ca, "system") == 0) {
@@ -381,6 +416,20 @@ x509_setup(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
 		return -1;
 	}
 	return 0;
+}
+
+static int
+x509_setup(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
+    void *arg)
+{
+	int ret;
+
+	if ((ret = gnutls_certificate_allocate_credentials(&c->x509)) < 0) {
+		err(arg, K_CERT, "%s", gnutls_strerror(ret));
+		return -1;
+	}
+	/* Both, so that an error in one does not hide one in the other. */
+	return x509_load_cert(c, r, err, arg) | x509_load_ca(c, r, err, arg);
 }
 
 static int
@@ -446,6 +495,17 @@ tls_ctx_new(const struct route *r, struct tls_ctx **out, tls_err_fn *err,
 		tls_ctx_free(c);
 		return -1;
 	}
+	if (c->x509 != NULL && r->verify != VERIFY_NONE &&
+	    (r->verify == VERIFY_REQUIRE || !c->server)) {
+		if (!c->server) {
+			c->vdata[c->nvdata].type = GNUTLS_DT_DNS_HOSTNAME;
+			c->vdata[c->nvdata++].data =
+			    (unsigned char *)r->server_name;
+		}
+		c->vdata[c->nvdata].type = GNUTLS_DT_KEY_PURPOSE_OID;
+		c->vdata[c->nvdata++].data = (unsigned char *)(c->server ?
+		    GNUTLS_KP_TLS_WWW_CLIENT : GNUTLS_KP_TLS_WWW_SERVER);
+	}
 	*out = c;
 	return 0;
 }
@@ -474,15 +534,14 @@ tls_ctx_free(struct tls_ctx *c)
 		free(c->psk[i].identity);
 	}
 	free(c->psk);
-	if (c->ticket.data != NULL) {
-		gnutls_memset(c->ticket.data, 0, c->ticket.size);
-		gnutls_free(c->ticket.data);
-	}
+	for (i = 0; i < c->ntickets; i++)
+		ticket_free(&c->tickets[i]);
 	(void)pthread_mutex_destroy(&c->lock);
 	free(c);
 }
 
 static void resume_take(struct tls_ctx *, gnutls_session_t);
+
 
 int
 tls_session_new(const struct route *r, int fd, gnutls_session_t *out,
@@ -524,6 +583,9 @@ tls_session_new(const struct route *r, int fd, gnutls_session_t *out,
 		if (c->resume)
 			resume_take(r->tls, s);
 	}
+	if (c->nvdata > 0)
+		gnutls_session_set_verify_cert2(s,
+		    (gnutls_typed_vdata_st *)(uintptr_t)c->vdata, c->nvdata, 0);
 	gnutls_transport_set_int(s, fd);
 	gnutls_transport_set_pull_timeout_function(s, pull_timeout);
 	gnutls_handshake_set_timeout(s, r->handshake_timeout * 1000u);
@@ -536,29 +598,27 @@ fail:
 	return -1;
 }
 
-/* Offer the route's latest ticket, once: a ticket is not reused. */
+/* Offer the route's newest ticket, once: a ticket is not reused. */
 static void
 resume_take(struct tls_ctx *c, gnutls_session_t s)
 {
-	gnutls_datum_t t;
+	gnutls_datum_t t = { NULL, 0 };
 
 	pthread_mutex_lock(&c->lock);
-	t = c->ticket;
-	c->ticket.data = NULL;
-	c->ticket.size = 0;
+	if (c->ntickets > 0)
+		t = c->tickets[--c->ntickets];
 	pthread_mutex_unlock(&c->lock);
 	if (t.data == NULL)
 		return;
 	(void)gnutls_session_set_data(s, t.data, t.size);
-	gnutls_memset(t.data, 0, t.size);
-	gnutls_free(t.data);
+	ticket_free(&t);
 }
 
 int
 tls_keep_ticket(const struct route *r, gnutls_session_t s)
 {
 	struct tls_ctx *c = r->tls;
-	gnutls_datum_t t = { NULL, 0 }, old;
+	gnutls_datum_t t = { NULL, 0 }, old = { NULL, 0 };
 
 	if (!c->resume)
 		return 1;
@@ -570,13 +630,15 @@ tls_keep_ticket(const struct route *r, gnutls_session_t s)
 	if (gnutls_session_get_data2(s, &t) < 0)
 		return 1;
 	pthread_mutex_lock(&c->lock);
-	old = c->ticket;
-	c->ticket = t;
-	pthread_mutex_unlock(&c->lock);
-	if (old.data != NULL) {
-		gnutls_memset(old.data, 0, old.size);
-		gnutls_free(old.data);
+	if (c->ntickets == TICKETS) {	/* full: drop the oldest */
+		old = c->tickets[0];
+		memmove(&c->tickets[0], &c->tickets[1],
+		    (TICKETS - 1) * sizeof(c->tickets[0]));
+		c->ntickets--;
 	}
+	c->tickets[c->ntickets++] = t;
+	pthread_mutex_unlock(&c->lock);
+	ticket_free(&old);
 	return 1;
 }
 
@@ -611,7 +673,7 @@ status_reason(unsigned st, const char *name, char *why, size_t whylen)
 	}
 	if (st & GNUTLS_CERT_UNEXPECTED_OWNER) {
 		snprintf(why, whylen, "certificate name mismatch: not valid "
-		    "for %s", name);
+		    "for %s", name != NULL ? name : "-");
 		return;
 	}
 	if (gnutls_certificate_verification_status_print(st, GNUTLS_CRT_X509,
@@ -671,10 +733,10 @@ verify_peer(const struct route *r, gnutls_session_t s, char *why,
     size_t whylen, char *peer, size_t peerlen)
 {
 	const gnutls_datum_t *certs;
-	gnutls_typed_vdata_st data[2];
+	gnutls_typed_vdata_st data;
 	gnutls_x509_crt_t crt = NULL;
 	gnutls_datum_t dn = { NULL, 0 };
-	unsigned n = 0, nd = 0, st = 0;
+	unsigned n = 0, st = 0;
 	int server = r->tls->server, ret = -1;
 
 	snprintf(peer, peerlen, "-");
@@ -683,7 +745,12 @@ verify_peer(const struct route *r, gnutls_session_t s, char *why,
 	    gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) == 0 &&
 	    gnutls_x509_crt_get_dn3(crt, &dn, 0) == 0)
 		log_quote((const char *)dn.data, peer, peerlen);
-	if (r->verify == VERIFY_NONE)
+	/*
+	 * A resumed session is one this route verified when it began: its
+	 * ticket is sealed with this route's own key (unwrap), or was kept
+	 * from this route's own verified server (wrap).
+	 */
+	if (r->verify == VERIFY_NONE || gnutls_session_is_resumed(s))
 		goto ok;
 	if (certs == NULL || n == 0) {
 		if (r->verify == VERIFY_OPTIONAL && r->allow_peers == NULL)
@@ -692,26 +759,25 @@ verify_peer(const struct route *r, gnutls_session_t s, char *why,
 		    "no server certificate");
 		goto out;
 	}
-	if (!server) {
-		data[nd].type = GNUTLS_DT_DNS_HOSTNAME;
-		data[nd].data = (unsigned char *)r->server_name;
-		data[nd++].size = 0;
-	}
-	data[nd].type = GNUTLS_DT_KEY_PURPOSE_OID;
-	data[nd].data = (unsigned char *)(server ? GNUTLS_KP_TLS_WWW_CLIENT :
-	    GNUTLS_KP_TLS_WWW_SERVER);
-	data[nd++].size = 0;
-	if ((ret = gnutls_certificate_verify_peers(s, data, nd, &st)) < 0) {
-		snprintf(why, whylen, "certificate verification failed: %s",
-		    gnutls_strerror(ret));
+	/* verify = optional on accept: the client's certificate, if any. */
+	if (r->tls->nvdata == 0) {
+		data.type = GNUTLS_DT_KEY_PURPOSE_OID;
+		data.data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT;
+		data.size = 0;
+		if ((ret = gnutls_certificate_verify_peers(s, &data, 1,
+		    &st)) < 0) {
+			snprintf(why, whylen, "certificate verification "
+			    "failed: %s", gnutls_strerror(ret));
+			ret = -1;
+			goto out;
+		}
 		ret = -1;
-		goto out;
+		if (st != 0) {
+			status_reason(st, r->server_name, why, whylen);
+			goto out;
+		}
 	}
 	ret = -1;
-	if (st != 0) {
-		status_reason(st, r->server_name, why, whylen);
-		goto out;
-	}
 	if (r->allow_peers != NULL &&
 	    (crt == NULL || !peer_allowed(crt, r->allow_peers))) {
 		snprintf(why, whylen, "peer not in allow_peers: %s",
@@ -738,8 +804,8 @@ tls_peer_closed(int fd)
 
 /* Why a handshake failed, in words for the log. */
 static void
-handshake_reason(gnutls_session_t s, int ret, int late, char *why,
-    size_t whylen)
+handshake_reason(gnutls_session_t s, int ret, int late, const char *name,
+    char *why, size_t whylen)
 {
 	switch (ret) {
 	case GNUTLS_E_AGAIN:
@@ -761,6 +827,10 @@ handshake_reason(gnutls_session_t s, int ret, int late, char *why,
 	case GNUTLS_E_NO_CERTIFICATE_FOUND:
 	case GNUTLS_E_CERTIFICATE_REQUIRED:
 		snprintf(why, whylen, "no client certificate");
+		break;
+	case GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR:
+		status_reason(gnutls_session_get_verify_cert_status(s), name,
+		    why, whylen);
 		break;
 	case GNUTLS_E_FATAL_ALERT_RECEIVED:
 		snprintf(why, whylen, "handshake: peer sent alert: %s",
@@ -844,7 +914,13 @@ tls_handshake(const struct route *r, gnutls_session_t s, char *why,
 	handshake_deadline = 0;
 	gnutls_session_set_ptr(s, NULL);	/* seen is ours only until here */
 	if (ret < 0) {
-		handshake_reason(s, ret, late, why, whylen);
+		/* Tell the peer why, unless the connection itself failed. */
+		if (ret != GNUTLS_E_AGAIN && ret != GNUTLS_E_TIMEDOUT &&
+		    ret != GNUTLS_E_PREMATURE_TERMINATION &&
+		    ret != GNUTLS_E_PULL_ERROR && ret != GNUTLS_E_PUSH_ERROR &&
+		    ret != GNUTLS_E_FATAL_ALERT_RECEIVED)
+			(void)gnutls_alert_send_appropriate(s, ret);
+		handshake_reason(s, ret, late, r->server_name, why, whylen);
 		if (seen.identity[0] != '\0' &&
 		    (ret == GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER ||
 		    ret == GNUTLS_E_DECRYPTION_FAILED))

@@ -394,6 +394,14 @@ static const struct error_case error_cases[] = {
 	    "not \"maybe\"",
 	    "$F:5: [r] ca: cannot read $P/nope.pem: No such file or "
 	    "directory" }, 0 },
+	{ "a missing cert does not hide a missing ca",
+	  "[r]\naccept = tls://127.0.0.1:5002\ncert = $P/nope.pem\n"
+	  "key = $P/server.key\nca = $P/gone.pem\n"
+	  "connect = tcp://127.0.0.1:5003\n",
+	  { "$F:3: [r] cert: cannot read $P/nope.pem: No such file or "
+	    "directory",
+	    "$F:5: [r] ca: cannot read $P/gone.pem: No such file or "
+	    "directory" }, 0 },
 	{ "a failed route does not hide a shared listen address",
 	  "[a]\naccept = tcp://127.0.0.1:5001\nconnect = tcp://127.0.0.1:0\n"
 	  "[b]\n" TCP_TCP,
