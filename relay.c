@@ -84,6 +84,7 @@ struct session {
 	uint64_t	 up, down;	/* each written by one copy thread */
 	char		 peer[INET6_ADDRSTRLEN + 8];
 	unsigned char	 buf[2][BUF_SIZE];	/* one per direction */
+	struct tls_rbuf	 rbuf;		/* for the one TLS end */
 };
 
 /* One direction: read from one end, write to the other. */
@@ -225,9 +226,9 @@ tune_socket(int fd)
 }
 
 /*
- * The idle timeout fired on one direction: end the session if nothing
- * moved in either direction for idle_timeout, else return how many ms are
- * left to wait.
+ * A wait on one direction ended without data: 0 if nothing moved in
+ * either direction for idle_timeout (end the session), else how many ms
+ * are left to wait; -1 when there is no idle timeout.
  */
 static long
 idle_left(struct session *s)
@@ -235,6 +236,8 @@ idle_left(struct session *s)
 	int64_t idle = (int64_t)s->route->idle_timeout * 1000;
 	int64_t quiet = now_ms() - atomic_load(&s->last_io);
 
+	if (idle == 0)
+		return -1;
 	return (quiet >= idle) ? 0 : (long)(idle - quiet);
 }
 
@@ -245,9 +248,11 @@ end_read(struct session *s, struct end *e, unsigned char *buf, size_t len)
 	char eb[128];
 	ssize_t n;
 	long left;
+	int64_t t0;
 	int again = 0;
 
 	for (;;) {
+		t0 = now_ms();
 		if (e->tls != NULL) {
 			n = gnutls_record_recv(e->tls, buf, len);
 			if (e->ticket && n >= 0)
@@ -263,23 +268,21 @@ end_read(struct session *s, struct end *e, unsigned char *buf, size_t len)
 		if (atomic_load(&s->failed))
 			return -1;	/* woken by session_fail() */
 		/*
-		 * A TLS end times out with GNUTLS_E_TIMEDOUT. AGAIN follows a
-		 * post-handshake message (call again), or a record cut short
-		 * by the end of the stream.
+		 * GNUTLS_E_AGAIN on a TLS end: SO_RCVTIMEO fired, or GnuTLS
+		 * handled a post-handshake message (call again), or a record
+		 * was cut short by the end of the stream. Quick returns over
+		 * and over would be a spin: end the session instead.
 		 */
 		if (n == GNUTLS_E_AGAIN && e->tls != NULL) {
-			if (tls_peer_closed(e->fd))
+			if (tls_peer_closed(e->tls))
 				n = GNUTLS_E_PREMATURE_TERMINATION;
-			else if (++again < 1000)
-				continue;
+			else if (now_ms() - t0 < 100 && ++again > 1000)
+				n = GNUTLS_E_INTERNAL_ERROR;
 		}
 		if (n == GNUTLS_E_TIMEDOUT || n == GNUTLS_E_AGAIN) {
 			if ((left = idle_left(s)) == 0)
 				break;
-			if (e->tls != NULL)
-				gnutls_record_set_timeout(e->tls,
-				    (unsigned)left);
-			else
+			if (left > 0)
 				set_timeout(e->fd, SO_RCVTIMEO, (unsigned)left);
 			continue;
 		}
@@ -328,7 +331,7 @@ end_write(struct session *s, const struct end *from, struct end *e,
 		if (atomic_load(&s->failed))
 			return -1;
 		if (n == GNUTLS_E_AGAIN) {	/* SO_SNDTIMEO: stalled */
-			if (idle_left(s) > 0)
+			if (idle_left(s) != 0)
 				continue;
 			session_fail(s, from, 0, "idle timeout (%s not "
 			    "reading)", e->name);
@@ -485,7 +488,8 @@ handshake(struct session *s, struct end *e)
 	const struct route *r = s->route;
 	char why[256], desc[768];
 
-	if (tls_session_new(r, e->fd, &e->tls, why, sizeof(why)) == -1) {
+	if (tls_session_new(r, e->fd, &s->rbuf, &e->tls, why,
+	    sizeof(why)) == -1) {
 		session_fail(s, NULL, 1, "%s", why);
 		return -1;
 	}
@@ -500,16 +504,15 @@ handshake(struct session *s, struct end *e)
 	return 0;
 }
 
-/* Bound an end's sends with SO_SNDTIMEO, its receives by GnuTLS's record
-   timeout or SO_RCVTIMEO: ms, 0 for never. */
+/*
+ * Bound an end's waits: ms, 0 for never. SO_RCVTIMEO rather than GnuTLS's
+ * record timeout, which would poll() before every record.
+ */
 static void
 end_timeouts(struct end *e, unsigned ms)
 {
 	set_timeout(e->fd, SO_SNDTIMEO, ms);
-	if (e->tls != NULL)
-		gnutls_record_set_timeout(e->tls, ms);
-	else
-		set_timeout(e->fd, SO_RCVTIMEO, ms);
+	set_timeout(e->fd, SO_RCVTIMEO, ms);
 }
 
 /*

@@ -98,14 +98,43 @@ mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * GnuTLS reads a record in two reads, its header and then its body. The
+ * session's read-ahead buffer takes whatever the socket holds in one
+ * recv() instead, and GnuTLS's reads are served from it: for bulk data,
+ * one system call brings in two records rather than two calls one.
+ */
+static ssize_t
+pull(gnutls_transport_ptr_t ptr, void *buf, size_t n)
+{
+	struct tls_rbuf *rb = ptr;
+	ssize_t r;
+
+	if (rb->len == 0) {
+		if ((r = recv(rb->fd, rb->data, sizeof(rb->data), 0)) <= 0)
+			return r;	/* errno tells GnuTLS why */
+		rb->off = 0;
+		rb->len = (size_t)r;
+	}
+	if (n > rb->len)
+		n = rb->len;
+	memcpy(buf, rb->data + rb->off, n);
+	rb->off += n;
+	rb->len -= n;
+	return (ssize_t)n;
+}
+
 /* GnuTLS's wait for data: > 0 ready, 0 timed out, -1 error. */
 static int
 pull_timeout(gnutls_transport_ptr_t ptr, unsigned ms)
 {
-	struct pollfd pfd = { (int)(intptr_t)ptr, POLLIN, 0 };
+	const struct tls_rbuf *rb = ptr;
+	struct pollfd pfd = { rb->fd, POLLIN, 0 };
 	int64_t end = -1, left;
 	int rc;
 
+	if (rb->len > 0)
+		return 1;
 	if (ms != GNUTLS_INDEFINITE_TIMEOUT)
 		end = mono_ms() + ms;
 	if (handshake_deadline != 0 && (end == -1 || end > handshake_deadline))
@@ -544,8 +573,8 @@ static void resume_take(struct tls_ctx *, gnutls_session_t);
 
 
 int
-tls_session_new(const struct route *r, int fd, gnutls_session_t *out,
-    char *why, size_t whylen)
+tls_session_new(const struct route *r, int fd, struct tls_rbuf *rb,
+    gnutls_session_t *out, char *why, size_t whylen)
 {
 	const struct tls_ctx *c = r->tls;
 	gnutls_session_t s = NULL;
@@ -586,7 +615,11 @@ tls_session_new(const struct route *r, int fd, gnutls_session_t *out,
 	if (c->nvdata > 0)
 		gnutls_session_set_verify_cert2(s,
 		    (gnutls_typed_vdata_st *)(uintptr_t)c->vdata, c->nvdata, 0);
-	gnutls_transport_set_int(s, fd);
+	rb->fd = fd;
+	rb->off = rb->len = 0;
+	/* Receive through rb; send on fd with GnuTLS's own sendmsg. */
+	gnutls_transport_set_ptr2(s, rb, (gnutls_transport_ptr_t)(intptr_t)fd);
+	gnutls_transport_set_pull_function(s, pull);
 	gnutls_transport_set_pull_timeout_function(s, pull_timeout);
 	gnutls_handshake_set_timeout(s, r->handshake_timeout * 1000u);
 	*out = s;
@@ -793,12 +826,26 @@ out:
 	return ret;
 }
 
-int
-tls_peer_closed(int fd)
+/* The socket under s. */
+static int
+session_fd(gnutls_session_t s)
 {
-	char c;
-	ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	int in, out;
 
+	gnutls_transport_get_int2(s, &in, &out);
+	return out;
+}
+
+int
+tls_peer_closed(gnutls_session_t s)
+{
+	const struct tls_rbuf *rb = gnutls_transport_get_ptr(s);
+	char c;
+	ssize_t n;
+
+	if (rb->len > 0)
+		return 0;
+	n = recv(rb->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
 	return n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR);
 }
 
@@ -815,7 +862,7 @@ handshake_reason(gnutls_session_t s, int ret, int late, const char *name,
 		 */
 		if (!late) {
 			snprintf(why, whylen, "handshake: %s",
-			    tls_peer_closed(gnutls_transport_get_int(s)) ?
+			    tls_peer_closed(s) ?
 			    "connection closed by peer" :
 			    "incomplete TLS record");
 			break;
@@ -859,7 +906,7 @@ sniff(const struct route *r, gnutls_session_t s, char *why, size_t whylen)
 	static const char *const methods[] = { "GET ", "POST", "HEAD", "PUT ",
 	    "DELE", "OPTI", "CONN", "PATC", "TRAC" };
 	long ms = (long)r->handshake_timeout * 1000;
-	struct pollfd pfd = { gnutls_transport_get_int(s), POLLIN, 0 };
+	struct pollfd pfd = { session_fd(s), POLLIN, 0 };
 	unsigned char b[4];
 	int64_t t0 = mono_ms();
 	ssize_t n;

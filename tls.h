@@ -9,6 +9,16 @@
 
 struct tls_ctx;
 
+/*
+ * A TLS session's read-ahead buffer: storage the caller provides (it
+ * lives in the relay's session) for as long as the GnuTLS session.
+ */
+struct tls_rbuf {
+	int		 fd;
+	size_t		 off, len;
+	unsigned char	 data[32 * 1024];
+};
+
 /* Called once per problem found while loading: which key, and why. */
 typedef void tls_err_fn(void *arg, enum key k, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -22,9 +32,12 @@ int tls_ctx_new(const struct route *r, struct tls_ctx **out,
     tls_err_fn *err, void *arg);
 void tls_ctx_free(struct tls_ctx *c);
 
-/* A GnuTLS session on fd for route r, server side on a tls accept. */
-int tls_session_new(const struct route *r, int fd, gnutls_session_t *out,
-    char *why, size_t whylen);
+/*
+ * A GnuTLS session on fd for route r, server side on a tls accept,
+ * receiving through rb.
+ */
+int tls_session_new(const struct route *r, int fd, struct tls_rbuf *rb,
+    gnutls_session_t *out, char *why, size_t whylen);
 
 /*
  * Handshake (bounded by the route's handshake_timeout), then verify the
@@ -49,7 +62,7 @@ int tls_keep_ticket(const struct route *r, gnutls_session_t s);
  * GnuTLS answers GNUTLS_E_AGAIN, as for a timeout, when a record is cut
  * short: this tells the two apart.
  */
-int tls_peer_closed(int fd);
+int tls_peer_closed(gnutls_session_t s);
 
 /* What --check prints of a route's TLS identity, as log-style fields. */
 int tls_identity(const struct route *r, char *buf, size_t len);
