@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <netdb.h>
+#include <stddef.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -664,10 +665,15 @@ relay_start(int fd, struct route *r, const struct sockaddr *peer,
 		    p, why);
 		goto refuse;
 	}
-	if ((s = calloc(1, sizeof(*s))) == NULL) {
+	/*
+	 * Zero the session up to its buffers only: pages of the buffers are
+	 * then touched, and cost memory, only as far as data fills them.
+	 */
+	if ((s = malloc(sizeof(*s))) == NULL) {
 		log_refusal(r, p, "out of memory");
 		goto uncount;
 	}
+	memset(s, 0, offsetof(struct session, buf));
 	s->id = atomic_fetch_add(&next_id, 1);
 	s->route = config_route_ref(r);
 	s->cli.fd = fd;			/* now owned by s */
