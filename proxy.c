@@ -339,29 +339,54 @@ drop_privileges(const struct config *c)
 	return 0;
 }
 
-static struct timespec
-now(void)
-{
-	struct timespec ts;
+/*
+ * A descriptor kept in reserve: out of descriptors, the accept loop
+ * gives it up for a moment to accept the waiting connection and refuse
+ * it at once, rather than leave it queued with no answer.
+ */
+static int reserve_fd = -1;
 
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts;
+static void
+reserve(void)
+{
+	if (reserve_fd == -1)
+		reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/* Out of descriptors: refuse the connection waiting on l. */
+static int
+refuse_one(struct listener *l, int err)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char eb[128];
+	int fd;
+
+	if (reserve_fd == -1)
+		return -1;
+	(void)close(reserve_fd);
+	reserve_fd = -1;
+	fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
+	if (fd != -1)
+		relay_refuse(fd, l->route, (struct sockaddr *)&ss,
+		    log_strerror(err, eb, sizeof(eb)));
+	reserve();
+	return fd == -1 ? -1 : 0;
 }
 
 /*
- * Accept what is pending on l. Out of descriptors (or memory), the
- * connection stays queued; the loop pauses accepting for a moment and
- * logs it at most once a second.
+ * Accept what is pending on l. Out of descriptors, refuse the waiting
+ * connection with the reserve descriptor; if even that fails (or memory
+ * is short), leave it queued and pause accepting for a moment.
  */
 static int
 accept_some(struct listener *l)
 {
-	static time_t last_log;
 	struct sockaddr_storage ss;
 	socklen_t len;
-	char eb[128];
 	int fd, i;
 
+	reserve();		/* lost to another thread? take it back */
 	for (i = 0; i < ACCEPT_BURST; i++) {
 		len = sizeof(ss);
 		fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
@@ -376,14 +401,11 @@ accept_some(struct listener *l)
 			continue;
 		case EMFILE:
 		case ENFILE:
+			if (refuse_one(l, errno) == 0)
+				continue;
+			return -1;	/* pause */
 		case ENOBUFS:
 		case ENOMEM:
-			if (now().tv_sec != last_log) {
-				last_log = now().tv_sec;
-				log_event(LOG_WARN, l->route->name, 0,
-				    "reject", "reason=\"accept: %s\"",
-				    log_strerror(errno, eb, sizeof(eb)));
-			}
 			return -1;	/* pause */
 		default:
 			return 0;	/* EAGAIN and the rest */
@@ -581,6 +603,7 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	take_passed_fds();
+	reserve();
 	if (apply_listeners(c) == -1 || drop_privileges(c) == -1) {
 		config_free(c);
 		return 1;

@@ -81,6 +81,8 @@ struct session {
 	atomic_int	 failed;	/* set once, after reason, under lock */
 	int		 reset;		/* close with RST; under lock */
 	int		 rejected;	/* failed before the relay began */
+	int		 starved;	/* for want of descriptors: the reject
+					   is logged at most once a second */
 	char		 reason[256];	/* written once, before failed */
 	uint64_t	 up, down;	/* each written by one copy thread */
 	char		 peer[INET6_ADDRSTRLEN + 8];
@@ -196,6 +198,54 @@ session_fail(struct session *s, const struct end *from, int reset,
 	va_end(ap);
 	pthread_mutex_lock(&lock);
 	fail_locked(s, from, reset, why);
+	pthread_mutex_unlock(&lock);
+}
+
+/*
+ * Refusals for want of resources (descriptors, threads, memory, session
+ * slots) come in floods: at most one line a second, with the count of
+ * those not logged since.
+ */
+static void
+log_refusal(const struct route *r, uint64_t id, const char *peer,
+    const char *why)
+{
+	static atomic_llong last = 0;
+	static atomic_uint dropped = 0;
+	int64_t now = now_ms(), prev = atomic_load(&last);
+	char q[300];
+
+	if (now - prev < 1000 || !atomic_compare_exchange_strong(&last, &prev,
+	    now)) {
+		atomic_fetch_add(&dropped, 1);
+		return;
+	}
+	log_event(LOG_WARN, r->name, id, "reject", "peer=%s reason=%s "
+	    "unlogged=%u", peer, log_quote(why, q, sizeof(q)),
+	    atomic_exchange(&dropped, 0));
+}
+
+static void
+unlist(struct session *s)
+{
+	pthread_mutex_lock(&lock);
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		live = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	pthread_mutex_unlock(&lock);
+}
+
+static void
+uncount(struct route *r)
+{
+	pthread_mutex_lock(&lock);
+	nlive--;
+	r->live->n--;
+	if (nlive == 0)
+		pthread_cond_broadcast(&idle_cond);
 	pthread_mutex_unlock(&lock);
 }
 
@@ -427,6 +477,8 @@ connect_out(struct session *s)
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_NUMERICSERV;
+	if (config_is_ip(a->host))	/* no resolver: no files, no sockets */
+		hints.ai_flags |= AI_NUMERICHOST;
 	if ((rc = getaddrinfo(a->host, a->port, &hints, &res)) != 0) {
 		session_fail(s, NULL, 1, "resolve %s: %s", a->host,
 		    rc == EAI_SYSTEM ? log_strerror(errno, eb, sizeof(eb)) :
@@ -437,7 +489,8 @@ connect_out(struct session *s)
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
 		    SOCK_NONBLOCK, ai->ai_protocol);
 		if (fd == -1) {
-			err = errno;
+			if ((err = errno) == EMFILE || err == ENFILE)
+				s->starved = 1;
 			continue;
 		}
 		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
@@ -541,18 +594,27 @@ session_open(struct session *s)
 	return 0;
 }
 
+/* Close fd so that the peer gets a reset, not a clean end. */
 static void
-end_close(struct end *e, int reset)
+close_reset(int fd)
 {
 	struct linger lg = { 1, 0 };
 
+	(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	(void)close(fd);
+}
+
+static void
+end_close(struct end *e, int reset)
+{
 	if (e->tls != NULL)
 		gnutls_deinit(e->tls);
 	if (e->fd == -1)
 		return;
 	if (reset)
-		(void)setsockopt(e->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	(void)close(e->fd);
+		close_reset(e->fd);
+	else
+		(void)close(e->fd);
 }
 
 /* The end of every session, in its own thread, after the helper's join. */
@@ -563,18 +625,13 @@ session_close(struct session *s)
 	const char *reason = "eof";
 	char q[300];
 
-	pthread_mutex_lock(&lock);	/* unlisted: nobody wakes it now */
-	if (s->prev != NULL)
-		s->prev->next = s->next;
-	else
-		live = s->next;
-	if (s->next != NULL)
-		s->next->prev = s->prev;
-	pthread_mutex_unlock(&lock);
+	unlist(s);			/* nobody wakes it now */
 
 	if (atomic_load(&s->failed))
 		reason = s->reason;
-	if (s->rejected)
+	if (s->rejected && s->starved)
+		log_refusal(r, s->id, s->peer, reason);
+	else if (s->rejected)
 		log_event(LOG_WARN, r->name, s->id, "reject", "reason=%s",
 		    log_quote(reason, q, sizeof(q)));
 	log_event(LOG_INFO, r->name, s->id, "close",
@@ -583,12 +640,7 @@ session_close(struct session *s)
 	end_close(&s->cli, s->reset);
 	end_close(&s->srv, s->reset);
 
-	pthread_mutex_lock(&lock);
-	nlive--;
-	r->live->n--;
-	if (nlive == 0)
-		pthread_cond_broadcast(&idle_cond);
-	pthread_mutex_unlock(&lock);
+	uncount(r);
 	config_route_unref(r);
 	free(s);
 }
@@ -603,6 +655,8 @@ session_main(void *arg)
 	char eb[128];
 	int rc;
 
+	log_event(LOG_INFO, s->route->name, s->id, "open", "peer=%s",
+	    s->peer);
 	if (session_open(s) == -1) {
 		s->rejected = 1;
 		goto out;
@@ -621,35 +675,27 @@ out:
 	return NULL;
 }
 
-/* At most one line a second about running out of threads or memory. */
-static void
-log_refusal(const struct route *r, const char *peer, const char *why)
+void
+relay_refuse(int fd, const struct route *r, const struct sockaddr *peer,
+    const char *why)
 {
-	static atomic_llong last = 0;
-	static atomic_uint dropped = 0;
-	int64_t now = now_ms(), prev = atomic_load(&last);
+	char p[INET6_ADDRSTRLEN + 8];
 
-	if (now - prev < 1000 || !atomic_compare_exchange_strong(&last, &prev,
-	    now)) {
-		atomic_fetch_add(&dropped, 1);
-		return;
-	}
-	log_event(LOG_WARN, r->name, 0, "reject", "peer=%s reason=\"%s\" "
-	    "also=%u", peer, why, atomic_exchange(&dropped, 0));
+	format_peer(peer, p, sizeof(p));
+	log_refusal(r, 0, p, why);
+	close_reset(fd);
 }
 
 int
 relay_start(int fd, struct route *r, const struct sockaddr *peer,
     socklen_t peerlen)
 {
-	struct linger lg = { 1, 0 };
 	struct session *s = NULL;
-	char p[INET6_ADDRSTRLEN + 8], eb[128];
+	char eb[128], p[INET6_ADDRSTRLEN + 8];
 	const char *why = NULL;
 	int rc;
 
 	(void)peerlen;
-	format_peer(peer, p, sizeof(p));
 	pthread_mutex_lock(&lock);
 	if (nlive >= max_sessions)
 		why = "max_sessions reached (gateway)";
@@ -660,18 +706,21 @@ relay_start(int fd, struct route *r, const struct sockaddr *peer,
 		r->live->n++;
 	}
 	pthread_mutex_unlock(&lock);
-	if (why != NULL) {
-		log_event(LOG_WARN, r->name, 0, "reject", "peer=%s reason=\"%s\"",
-		    p, why);
-		goto refuse;
+	if (why != NULL) {		/* a policy: every one is logged */
+		format_peer(peer, p, sizeof(p));
+		log_event(LOG_WARN, r->name, 0, "reject", "peer=%s "
+		    "reason=\"%s\"", p, why);
+		close_reset(fd);
+		return -1;
 	}
 	/*
 	 * Zero the session up to its buffers only: pages of the buffers are
 	 * then touched, and cost memory, only as far as data fills them.
 	 */
 	if ((s = malloc(sizeof(*s))) == NULL) {
-		log_refusal(r, p, "out of memory");
-		goto uncount;
+		uncount(r);
+		relay_refuse(fd, r, peer, "out of memory");
+		return -1;
 	}
 	memset(s, 0, offsetof(struct session, buf));
 	s->id = atomic_fetch_add(&next_id, 1);
@@ -681,9 +730,7 @@ relay_start(int fd, struct route *r, const struct sockaddr *peer,
 	s->srv.fd = -1;
 	s->srv.name = "server";
 	s->t0 = now_ms();
-	memcpy(s->peer, p, sizeof(s->peer));
-	tune_socket(fd);
-	log_event(LOG_INFO, r->name, s->id, "open", "peer=%s", p);
+	format_peer(peer, s->peer, sizeof(s->peer));
 
 	pthread_mutex_lock(&lock);
 	s->next = live;
@@ -693,21 +740,14 @@ relay_start(int fd, struct route *r, const struct sockaddr *peer,
 	pthread_mutex_unlock(&lock);
 	if ((rc = pthread_create(&(pthread_t){0}, &session_attr, session_main,
 	    s)) != 0) {
-		log_refusal(r, p, log_strerror(rc, eb, sizeof(eb)));
-		session_fail(s, NULL, 1, "no thread");
-		session_close(s);	/* closes fd, uncounts */
+		unlist(s);
+		uncount(r);
+		config_route_unref(s->route);
+		free(s);
+		relay_refuse(fd, r, peer, log_strerror(rc, eb, sizeof(eb)));
 		return -1;
 	}
 	return 0;
-uncount:
-	pthread_mutex_lock(&lock);
-	nlive--;
-	r->live->n--;
-	pthread_mutex_unlock(&lock);
-refuse:
-	(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	(void)close(fd);
-	return -1;
 }
 
 unsigned

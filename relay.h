@@ -20,6 +20,13 @@ void relay_set_max_sessions(unsigned n);
 int relay_start(int fd, struct route *r, const struct sockaddr *peer,
     socklen_t peerlen);
 
+/*
+ * Refuse a connection for want of resources: close fd with a reset, and
+ * log it (at most one line a second for all such refusals).
+ */
+void relay_refuse(int fd, const struct route *r, const struct sockaddr *peer,
+    const char *why);
+
 /* Live sessions. */
 unsigned relay_count(void);
 
