@@ -40,6 +40,12 @@ log_level_parse(const char *s, enum log_level *out)
 	return -1;
 }
 
+int
+log_enabled(enum log_level level)
+{
+	return (int)level <= atomic_load(&log_level);
+}
+
 void
 log_event(enum log_level level, const char *route, uint64_t id,
     const char *event, const char *fmt, ...)
@@ -52,7 +58,7 @@ log_event(enum log_level level, const char *route, uint64_t id,
 	va_list ap;
 	int r;
 
-	if ((int)level > atomic_load(&log_level))
+	if (!log_enabled(level))
 		return;
 	if (clock_gettime(CLOCK_REALTIME, &ts) == -1 ||
 	    gmtime_r(&ts.tv_sec, &tm) == NULL)

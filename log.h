@@ -11,6 +11,9 @@ enum log_level { LOG_ALWAYS = -1, LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 void log_set_level(enum log_level level);
 int log_level_parse(const char *s, enum log_level *out);
 
+/* Would a line at this level be written? To skip costly details. */
+int log_enabled(enum log_level level);
+
 /*
  * One line on stderr, written with a single write(2):
  *   TIME LEVEL [route=R] [session=N] event=E DETAILS

@@ -770,20 +770,23 @@ verify_peer(const struct route *r, gnutls_session_t s, char *why,
 	gnutls_x509_crt_t crt = NULL;
 	gnutls_datum_t dn = { NULL, 0 };
 	unsigned n = 0, st = 0;
-	int server = r->tls->server, ret = -1;
+	int server = r->tls->server, ret = -1, check;
 
-	snprintf(peer, peerlen, "-");
-	certs = gnutls_certificate_get_peers(s, &n);
-	if (certs != NULL && n > 0 && gnutls_x509_crt_init(&crt) == 0 &&
-	    gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) == 0 &&
-	    gnutls_x509_crt_get_dn3(crt, &dn, 0) == 0)
-		log_quote((const char *)dn.data, peer, peerlen);
 	/*
 	 * A resumed session is one this route verified when it began: its
 	 * ticket is sealed with this route's own key (unwrap), or was kept
 	 * from this route's own verified server (wrap).
 	 */
-	if (r->verify == VERIFY_NONE || gnutls_session_is_resumed(s))
+	check = r->verify != VERIFY_NONE && !gnutls_session_is_resumed(s);
+	snprintf(peer, peerlen, "-");
+	certs = gnutls_certificate_get_peers(s, &n);
+	/* Parsing the certificate is costly: only for the log or a check. */
+	if ((log_enabled(LOG_INFO) || (check && r->allow_peers != NULL)) &&
+	    certs != NULL && n > 0 && gnutls_x509_crt_init(&crt) == 0 &&
+	    gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) == 0 &&
+	    gnutls_x509_crt_get_dn3(crt, &dn, 0) == 0)
+		log_quote((const char *)dn.data, peer, peerlen);
+	if (!check)
 		goto ok;
 	if (certs == NULL || n == 0) {
 		if (r->verify == VERIFY_OPTIONAL && r->allow_peers == NULL)
