@@ -478,7 +478,10 @@ shut_down(const struct config *c, int sfd, int sig)
 	if (n > 0) {
 		log_event(LOG_INFO, NULL, 0, "shutdown", "closing=%u", n);
 		relay_shutdown_all();
-		(void)relay_wait(-1);
+		/* A session still connecting or resolving wakes by itself. */
+		if ((n = relay_wait(5000)) > 0)
+			log_event(LOG_WARN, NULL, 0, "shutdown", "unfinished=%u",
+			    n);
 	}
 }
 

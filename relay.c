@@ -775,13 +775,9 @@ relay_wait(long ms)
 		ts.tv_nsec -= 1000000000;
 	}
 	pthread_mutex_lock(&lock);
-	while (nlive > 0) {
-		if (ms < 0)
-			pthread_cond_wait(&idle_cond, &lock);
-		else if (pthread_cond_timedwait(&idle_cond, &lock, &ts) ==
-		    ETIMEDOUT)
+	while (nlive > 0)
+		if (pthread_cond_timedwait(&idle_cond, &lock, &ts) == ETIMEDOUT)
 			break;
-	}
 	n = nlive;
 	pthread_mutex_unlock(&lock);
 	return n;

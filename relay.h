@@ -30,8 +30,8 @@ void relay_refuse(int fd, const struct route *r, const struct sockaddr *peer,
 /* Live sessions. */
 unsigned relay_count(void);
 
-/* Wait until no session is live, for at most ms milliseconds (-1:
-   without bound). Returns the number still live. */
+/* Wait until no session is live, for at most ms milliseconds. Returns
+   the number still live. */
 unsigned relay_wait(long ms);
 
 /* Close every live session now (reason "shutdown"). */
