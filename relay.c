@@ -12,8 +12,9 @@
  * close_notify (gnutls_bye(GNUTLS_SHUT_WR), called by the thread that
  * writes to that TLS session) and close_notify becomes shutdown(SHUT_WR).
  * The session ends when both directions have ended. Any error ends both at
- * once: session_fail() records the first reason and wakes the other thread
- * with shutdown(2), never close(2).
+ * once: session_fail() records the first reason and resets both sockets
+ * (a timeout shuts them down), which wakes the other thread; nothing but
+ * the owner ever close(2)s them.
  */
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -145,50 +146,48 @@ relay_set_max_sessions(unsigned n)
 	pthread_mutex_unlock(&lock);
 }
 
-/* Wake a thread blocked on fd: shut it down, never close it here. */
+/*
+ * Wake the thread blocked on fd, never closing the descriptor under it.
+ * With reset, the peer gets a TCP reset at once: connect(AF_UNSPEC)
+ * disconnects the socket, where shutdown() would send a FIN that a
+ * plaintext peer reads as a clean end before the reset comes.
+ */
 static void
-wake(int fd, int how)
+wake(int fd, int reset)
 {
-	if (fd != -1)
-		(void)shutdown(fd, how);
+	struct sockaddr sa = { .sa_family = AF_UNSPEC };
+
+	if (fd == -1)
+		return;
+	if (reset)
+		(void)connect(fd, &sa, sizeof(sa));
+	(void)shutdown(fd, SHUT_RDWR);
 }
 
 /*
  * Record why the session ends (the first reason wins) and stop both
- * directions. Called with lock held. from is the end the calling copy
- * thread reads (NULL outside the copy threads): the other thread reads the
- * far end and writes this one, so the far end is only shut for reading,
- * which wakes its reader without sending a FIN; with reset set, the close
- * then sends the peer a reset rather than a clean end.
+ * directions at once: both sockets are reset (an error) or shut down (a
+ * timeout, the end of the shutdown grace). Called with lock held, which
+ * keeps the descriptors open meanwhile.
  */
 static void
-fail_locked(struct session *s, const struct end *from, int reset,
-    const char *why)
+fail_locked(struct session *s, int reset, const char *why)
 {
-	struct end *far;
-
 	if (atomic_load(&s->failed))
 		return;
 	snprintf(s->reason, sizeof(s->reason), "%s", why);
 	s->reset = reset;
 	atomic_store(&s->failed, 1);
-	if (from == NULL) {
-		wake(s->cli.fd, SHUT_RDWR);
-		wake(s->srv.fd, SHUT_RDWR);
-		return;
-	}
-	far = (from == &s->cli) ? &s->srv : &s->cli;
-	wake(from->fd, SHUT_RDWR);
-	wake(far->fd, SHUT_RD);
+	wake(s->cli.fd, reset);
+	wake(s->srv.fd, reset);
 }
 
 static void
-session_fail(struct session *s, const struct end *from, int reset,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+session_fail(struct session *s, int reset, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
-session_fail(struct session *s, const struct end *from, int reset,
-    const char *fmt, ...)
+session_fail(struct session *s, int reset, const char *fmt, ...)
 {
 	char why[sizeof(s->reason)];
 	va_list ap;
@@ -197,7 +196,7 @@ session_fail(struct session *s, const struct end *from, int reset,
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	pthread_mutex_lock(&lock);
-	fail_locked(s, from, reset, why);
+	fail_locked(s, reset, why);
 	pthread_mutex_unlock(&lock);
 }
 
@@ -338,29 +337,29 @@ end_read(struct session *s, struct end *e, unsigned char *buf, size_t len)
 			continue;
 		}
 		if (e->tls == NULL || n == GNUTLS_E_PULL_ERROR)
-			session_fail(s, e, 1, "%s: %s", e->name,
+			session_fail(s, 1, "%s: %s", e->name,
 			    log_strerror(errno, eb, sizeof(eb)));
 		else if (n == GNUTLS_E_PREMATURE_TERMINATION)
-			session_fail(s, e, 1, "%s: TLS stream truncated (no "
+			session_fail(s, 1, "%s: TLS stream truncated (no "
 			    "close_notify)", e->name);
 		else if (n == GNUTLS_E_FATAL_ALERT_RECEIVED)
-			session_fail(s, e, 1, "%s sent alert: %s", e->name,
+			session_fail(s, 1, "%s sent alert: %s", e->name,
 			    gnutls_alert_get_name(gnutls_alert_get(e->tls)));
 		else if (n == GNUTLS_E_REHANDSHAKE)
-			session_fail(s, e, 1, "%s asked to renegotiate "
+			session_fail(s, 1, "%s asked to renegotiate "
 			    "(refused)", e->name);
 		else
-			session_fail(s, e, 1, "%s: %s", e->name,
+			session_fail(s, 1, "%s: %s", e->name,
 			    gnutls_strerror((int)n));
 		return -1;
 	}
-	session_fail(s, e, 0, "idle timeout");
+	session_fail(s, 0, "idle timeout");
 	return -1;
 }
 
-/* Write all of buf to e (from is the end the data came from). */
+/* Write all of buf to e. */
 static int
-end_write(struct session *s, const struct end *from, struct end *e,
+end_write(struct session *s, struct end *e,
     const unsigned char *buf, size_t len)
 {
 	char eb[128];
@@ -384,13 +383,13 @@ end_write(struct session *s, const struct end *from, struct end *e,
 		if (n == GNUTLS_E_AGAIN) {	/* SO_SNDTIMEO: stalled */
 			if (idle_left(s) != 0)
 				continue;
-			session_fail(s, from, 0, "idle timeout (%s not "
+			session_fail(s, 0, "idle timeout (%s not "
 			    "reading)", e->name);
 		} else if (e->tls == NULL || n == GNUTLS_E_PUSH_ERROR)
-			session_fail(s, from, 1, "%s: %s", e->name,
+			session_fail(s, 1, "%s: %s", e->name,
 			    log_strerror(errno, eb, sizeof(eb)));
 		else
-			session_fail(s, from, 1, "%s: %s", e->name,
+			session_fail(s, 1, "%s: %s", e->name,
 			    gnutls_strerror((int)n));
 		return -1;
 	}
@@ -399,7 +398,7 @@ end_write(struct session *s, const struct end *from, struct end *e,
 
 /* Pass a clean end of stream on to e, in the thread that writes to e. */
 static void
-end_close_write(struct session *s, const struct end *from, struct end *e)
+end_close_write(struct session *s, struct end *e)
 {
 	char eb[128];
 	int ret;
@@ -409,11 +408,11 @@ end_close_write(struct session *s, const struct end *from, struct end *e)
 			ret = gnutls_bye(e->tls, GNUTLS_SHUT_WR);
 		} while (ret == GNUTLS_E_INTERRUPTED);
 		if (ret < 0 && !atomic_load(&s->failed))
-			session_fail(s, from, 1, "%s: %s", e->name,
+			session_fail(s, 1, "%s: %s", e->name,
 			    gnutls_strerror(ret));
 	} else if (shutdown(e->fd, SHUT_WR) == -1 && errno != ENOTCONN &&
 	    !atomic_load(&s->failed))
-		session_fail(s, from, 1, "%s: %s", e->name,
+		session_fail(s, 1, "%s: %s", e->name,
 		    log_strerror(errno, eb, sizeof(eb)));
 }
 
@@ -427,12 +426,12 @@ copy(void *arg)
 
 	while ((n = end_read(s, c->from, c->buf, BUF_SIZE)) > 0) {
 		atomic_store(&s->last_io, now_ms());
-		if (end_write(s, c->from, c->to, c->buf, (size_t)n) == -1)
+		if (end_write(s, c->to, c->buf, (size_t)n) == -1)
 			return NULL;
 		*c->count += (uint64_t)n;
 	}
 	if (n == 0)
-		end_close_write(s, c->from, c->to);
+		end_close_write(s, c->to);
 	return NULL;
 }
 
@@ -480,7 +479,7 @@ connect_out(struct session *s)
 	if (config_is_ip(a->host))	/* no resolver: no files, no sockets */
 		hints.ai_flags |= AI_NUMERICHOST;
 	if ((rc = getaddrinfo(a->host, a->port, &hints, &res)) != 0) {
-		session_fail(s, NULL, 1, "resolve %s: %s", a->host,
+		session_fail(s, 1, "resolve %s: %s", a->host,
 		    rc == EAI_SYSTEM ? log_strerror(errno, eb, sizeof(eb)) :
 		    gai_strerror(rc));
 		return -1;
@@ -514,16 +513,16 @@ connect_out(struct session *s)
 	freeaddrinfo(res);
 	if (fd == -1) {
 		if (err == ETIMEDOUT)
-			session_fail(s, NULL, 1, "connect timeout (%s)",
+			session_fail(s, 1, "connect timeout (%s)",
 			    a->text);
 		else
-			session_fail(s, NULL, 1, "connect %s:%s: %s", a->host,
+			session_fail(s, 1, "connect %s:%s: %s", a->host,
 			    a->port, log_strerror(err, eb, sizeof(eb)));
 		return -1;
 	}
 	if ((flags = fcntl(fd, F_GETFL)) == -1 ||
 	    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1) {
-		session_fail(s, NULL, 1, "connect: fcntl: %s",
+		session_fail(s, 1, "connect: fcntl: %s",
 		    log_strerror(errno, eb, sizeof(eb)));
 		(void)close(fd);
 		return -1;
@@ -544,13 +543,13 @@ handshake(struct session *s, struct end *e)
 
 	if (tls_session_new(r, e->fd, &s->rbuf, &e->tls, why,
 	    sizeof(why)) == -1) {
-		session_fail(s, NULL, 1, "%s", why);
+		session_fail(s, 1, "%s", why);
 		return -1;
 	}
 	set_timeout(e->fd, SO_SNDTIMEO, r->handshake_timeout * 1000);
 	if (tls_handshake(r, e->tls, why, sizeof(why), desc,
 	    sizeof(desc)) == -1) {
-		session_fail(s, NULL, 0, "%s", why);
+		session_fail(s, 0, "%s", why);
 		return -1;
 	}
 	log_event(LOG_INFO, r->name, s->id, "tls", "%s", desc);
@@ -662,7 +661,7 @@ session_main(void *arg)
 		goto out;
 	}
 	if ((rc = pthread_create(&helper, &copy_attr, copy, &up)) != 0) {
-		session_fail(s, NULL, 1, "no thread: %s",
+		session_fail(s, 1, "no thread: %s",
 		    log_strerror(rc, eb, sizeof(eb)));
 		goto out;
 	}
@@ -790,6 +789,6 @@ relay_shutdown_all(void)
 
 	pthread_mutex_lock(&lock);
 	for (s = live; s != NULL; s = s->next)
-		fail_locked(s, NULL, 0, "shutdown");
+		fail_locked(s, 0, "shutdown");
 	pthread_mutex_unlock(&lock);
 }
