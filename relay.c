@@ -1,12 +1,13 @@
 /*
  * relay.c: a session's whole life.
  *
- * The accept loop calls relay_start(), which starts one detached thread per
- * connection. That thread owns struct session from start to end: it opens
- * the session (TLS handshake, verification, outgoing connection, in the
- * route's order), starts one joinable helper thread that copies client to
- * server, copies server to client itself, joins the helper, and alone tears
- * the session down. Nobody else frees or closes anything of a session.
+ * The accept loop calls relay_start(), which gives every connection a
+ * thread of its own (an idle one of the pool, or a new one). That thread
+ * owns struct session from start to end: it opens the session (TLS
+ * handshake, verification, outgoing connection, in the route's order),
+ * has a second thread copy client to server, copies server to client
+ * itself, waits for the helper to say it is done, and alone tears the
+ * session down. Nobody else frees or closes anything of a session.
  *
  * End of stream is passed on as a half-close: a plain EOF becomes
  * close_notify (gnutls_bye(GNUTLS_SHUT_WR), called by the thread that
@@ -26,10 +27,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <stddef.h>
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -52,17 +55,26 @@
 /*
  * Thread stacks, measured: the session thread (resolve, handshake, verify,
  * then copy server to client) peaked at 16 KiB and the helper (copy only)
- * at 7 KiB, with ECDSA P-256 and names from /etc/hosts. The margins cover
- * RSA-4096, DNS answers and GnuTLS alerts. Only touched pages cost memory.
- * The sanitizers need several times more.
+ * at 7 KiB, with ECDSA P-256 and names from /etc/hosts. The margin covers
+ * RSA-4096, DNS answers and GnuTLS alerts; since a thread may serve as
+ * either, all get the larger size. Only touched pages cost memory. The
+ * sanitizers need several times more.
  */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define STACK_SCALE	8
 #else
 #define STACK_SCALE	1
 #endif
-#define SESSION_STACK	(128 * 1024 * STACK_SCALE)
-#define COPY_STACK	(64 * 1024 * STACK_SCALE)
+#define THREAD_STACK	(128 * 1024 * STACK_SCALE)
+
+/*
+ * Threads that finished their work wait for the next, up to this many.
+ * GnuTLS 3.7.9 gives every thread that draws random numbers a generator
+ * context (about 200 bytes) that it frees only at gnutls_global_deinit():
+ * a thread per session grew the process by 4.5 MB per 10,000 sessions.
+ * Reused threads keep their context. Threads beyond the idle limit exit.
+ */
+#define IDLE_THREADS	64
 
 /* One side of a session: a socket, and a TLS session on it or not. */
 struct end {
@@ -87,6 +99,7 @@ struct session {
 	char		 reason[256];	/* written once, before failed */
 	uint64_t	 up, down;	/* each written by one copy thread */
 	char		 peer[INET6_ADDRSTRLEN + 8];
+	sem_t		 helper_done;	/* posted by the helper at its end */
 	unsigned char	 buf[2][BUF_SIZE];	/* one per direction */
 	struct tls_rbuf	 rbuf;		/* for the one TLS end */
 };
@@ -105,7 +118,19 @@ static struct session	*live;		/* listed: fds valid, may be shut */
 static unsigned		 nlive;		/* counted until fully freed */
 static unsigned		 max_sessions = 10000;
 static atomic_uint_fast64_t next_id = 1;
-static pthread_attr_t	 session_attr, copy_attr;
+static pthread_attr_t	 thread_attr;
+
+/* A thread of the pool: runs fn(arg), then waits for the next job. */
+struct worker {
+	struct worker	*next;		/* idle list, under pool_lock */
+	pthread_cond_t	 wake;
+	void		*(*fn)(void *);
+	void		*arg;
+};
+
+static pthread_mutex_t	 pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct worker	*idle_workers;
+static unsigned		 nidle;
 
 static int64_t
 now_ms(void)
@@ -125,12 +150,10 @@ relay_init(void)
 	if ((rc = pthread_condattr_init(&ca)) != 0 ||
 	    (rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC)) != 0 ||
 	    (rc = pthread_cond_init(&idle_cond, &ca)) != 0 ||
-	    (rc = pthread_attr_init(&session_attr)) != 0 ||
-	    (rc = pthread_attr_setstacksize(&session_attr, SESSION_STACK)) != 0 ||
-	    (rc = pthread_attr_setdetachstate(&session_attr,
-	    PTHREAD_CREATE_DETACHED)) != 0 ||
-	    (rc = pthread_attr_init(&copy_attr)) != 0 ||
-	    (rc = pthread_attr_setstacksize(&copy_attr, COPY_STACK)) != 0) {
+	    (rc = pthread_attr_init(&thread_attr)) != 0 ||
+	    (rc = pthread_attr_setstacksize(&thread_attr, THREAD_STACK)) != 0 ||
+	    (rc = pthread_attr_setdetachstate(&thread_attr,
+	    PTHREAD_CREATE_DETACHED)) != 0) {
 		errno = rc;
 		return -1;
 	}
@@ -240,12 +263,20 @@ unlist(struct session *s)
 static void
 uncount(struct route *r)
 {
+	int idle;
+
 	pthread_mutex_lock(&lock);
 	nlive--;
 	r->live->n--;
-	if (nlive == 0)
+	if ((idle = (nlive == 0)))
 		pthread_cond_broadcast(&idle_cond);
 	pthread_mutex_unlock(&lock);
+	/*
+	 * The last session gone: hand the memory a burst of sessions left
+	 * free back to the system (glibc keeps it otherwise).
+	 */
+	if (idle)
+		(void)malloc_trim(0);
 }
 
 /* Publish an fd of the session so that relay_shutdown_all() can wake it. */
@@ -641,7 +672,82 @@ session_close(struct session *s)
 
 	uncount(r);
 	config_route_unref(r);
+	(void)sem_destroy(&s->helper_done);
 	free(s);
+}
+
+/* The helper's direction, client to server; says when it is done. */
+static void *
+copy_up(void *arg)
+{
+	struct copy *c = arg;
+	sem_t *done = &c->s->helper_done;
+
+	copy(c);
+	(void)sem_post(done);	/* s may be gone after this */
+	return NULL;
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	for (;;) {
+		w->fn(w->arg);
+		pthread_mutex_lock(&pool_lock);
+		if (nidle >= IDLE_THREADS) {
+			pthread_mutex_unlock(&pool_lock);
+			break;
+		}
+		/* Named so that ps, top -H and the tests tell idle from busy. */
+		(void)pthread_setname_np(pthread_self(), "tlsgate:idle");
+		w->fn = NULL;
+		w->next = idle_workers;
+		idle_workers = w;
+		nidle++;
+		while (w->fn == NULL)
+			pthread_cond_wait(&w->wake, &pool_lock);
+		pthread_mutex_unlock(&pool_lock);
+		(void)pthread_setname_np(pthread_self(), "tlsgate");
+	}
+	(void)pthread_cond_destroy(&w->wake);
+	free(w);
+	return NULL;
+}
+
+/* Run fn(arg) in a thread of its own: an idle one, or a new one. */
+static int
+spawn(void *(*fn)(void *), void *arg)
+{
+	struct worker *w;
+	int rc;
+
+	pthread_mutex_lock(&pool_lock);
+	if ((w = idle_workers) != NULL) {
+		idle_workers = w->next;
+		nidle--;
+		w->fn = fn;
+		w->arg = arg;
+		pthread_cond_signal(&w->wake);
+	}
+	pthread_mutex_unlock(&pool_lock);
+	if (w != NULL)
+		return 0;
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return ENOMEM;
+	if ((rc = pthread_cond_init(&w->wake, NULL)) != 0) {
+		free(w);
+		return rc;
+	}
+	w->fn = fn;
+	w->arg = arg;
+	if ((rc = pthread_create(&(pthread_t){0}, &thread_attr, worker_main,
+	    w)) != 0) {
+		(void)pthread_cond_destroy(&w->wake);
+		free(w);
+	}
+	return rc;
 }
 
 static void *
@@ -650,7 +756,6 @@ session_main(void *arg)
 	struct session *s = arg;	/* ours from here to the end */
 	struct copy up = { s, &s->cli, &s->srv, &s->up, s->buf[0] };
 	struct copy down = { s, &s->srv, &s->cli, &s->down, s->buf[1] };
-	pthread_t helper;
 	char eb[128];
 	int rc;
 
@@ -660,15 +765,15 @@ session_main(void *arg)
 		s->rejected = 1;
 		goto out;
 	}
-	if ((rc = pthread_create(&helper, &copy_attr, copy, &up)) != 0) {
+	if ((rc = spawn(copy_up, &up)) != 0) {
 		session_fail(s, 1, "no thread: %s",
 		    log_strerror(rc, eb, sizeof(eb)));
 		goto out;
 	}
 	copy(&down);
-	if ((rc = pthread_join(helper, NULL)) != 0)
-		abort();	/* cannot happen: joinable, ours, once */
-	/* The helper is gone: nobody else touches s now. */
+	while (sem_wait(&s->helper_done) == -1)
+		;		/* EINTR */
+	/* The helper is done: nobody else touches s now. */
 out:
 	session_close(s);
 	return NULL;
@@ -722,6 +827,12 @@ relay_start(int fd, struct route *r, const struct sockaddr *peer,
 		return -1;
 	}
 	memset(s, 0, offsetof(struct session, buf));
+	if (sem_init(&s->helper_done, 0, 0) == -1) {
+		free(s);
+		uncount(r);
+		relay_refuse(fd, r, peer, "semaphore");
+		return -1;
+	}
 	s->id = atomic_fetch_add(&next_id, 1);
 	s->route = config_route_ref(r);
 	s->cli.fd = fd;			/* now owned by s */
@@ -737,11 +848,11 @@ relay_start(int fd, struct route *r, const struct sockaddr *peer,
 		live->prev = s;
 	live = s;
 	pthread_mutex_unlock(&lock);
-	if ((rc = pthread_create(&(pthread_t){0}, &session_attr, session_main,
-	    s)) != 0) {
+	if ((rc = spawn(session_main, s)) != 0) {
 		unlist(s);
 		uncount(r);
 		config_route_unref(s->route);
+		(void)sem_destroy(&s->helper_done);
 		free(s);
 		relay_refuse(fd, r, peer, log_strerror(rc, eb, sizeof(eb)));
 		return -1;

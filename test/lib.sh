@@ -13,9 +13,12 @@
 #   wait_count FILE ERE N [SECS] wait until N lines of FILE match
 #   wait_port PORT [SECS]        wait until something listens on PORT
 #   wait_exit PID [SECS]         wait for PID to end; returns its status
-#   proc_alive PID, count_lines FILE ERE, now_ms
+#   proc_alive PID, stop [-SIG] PID..., count_lines FILE ERE, now_ms
 #   log_has/log_lacks FILE ERE, same_file A B, expect_rc WANT GOT WHAT
-#   fail MSG (exit 1), skip MSG (exit 77), note MSG
+#   fail MSG (exit 1), skip MSG (exit 77), note MSG, figure MSG
+#   sanitizer                    asan, tsan or nothing: how TLSGATE was built
+#   proc_fds/proc_threads/proc_rss PID   open fds, threads, VmRSS in KiB
+#   wait_idle PID FDS THREADS [SECS]     until PID is back to those counts
 # Every wait is bounded, every process started here is remembered by its
 # PID and killed by it on exit. Nothing here sleeps to wait for readiness.
 set -u
@@ -24,7 +27,14 @@ set -u
 
 _pids=
 _gws=
+_gw_pids=
+_san_seen=		# gateways whose sanitizer exit status was reported
 _next_port=
+# The exit status test/run gives sanitizer builds on a report (its
+# ASAN_OPTIONS, UBSAN_OPTIONS and TSAN_OPTIONS), and what a report
+# looks like.
+SAN_EXIT=${SAN_EXIT:-66}
+_san_report='^==[0-9]+==ERROR: [A-Za-z]+Sanitizer|^WARNING: ThreadSanitizer|^SUMMARY: [A-Za-z]+Sanitizer|: runtime error: '
 
 fail() {
 	echo "FAIL: $*"
@@ -40,39 +50,77 @@ note() {
 	echo "# $*"
 }
 
+# figure MSG: a note that test/run also prints when the test passes (the
+# measurements of the reliability tests).
+figure() {
+	echo "# $*" | tee -a figures
+}
+
 # --- processes --------------------------------------------------------
 
 track() {
 	_pids="$_pids $*"
 }
 
-# proc_alive PID: is PID running (not gone, not a zombie)?
+# proc_alive PID: is PID running (not gone, not a zombie) and still the
+# child of this test that it was? Every PID a test holds is one of its
+# children; once such a child has ended and been reaped, the kernel may
+# give its PID to an unrelated process (pid_max is 32768 on small
+# machines), which must be neither waited for nor killed.
 proc_alive() {
 	_st=
 	read -r _st 2>/dev/null </proc/"$1"/stat || return 1
-	_st=${_st##*) }
-	[ "${_st%% *}" != Z ]
+	_st=${_st##*) }		# "STATE PPID ..."
+	_pp=${_st#* }
+	[ "${_st%% *}" != Z ] && [ "${_pp%% *}" = "$$" ]
+}
+
+# stop [-SIG] PID...: signal (SIGTERM unless -SIG) each PID that is still
+# a running child of this test, never a stranger that took its PID.
+stop() {
+	_sig=-TERM
+	case ${1:-} in -*) _sig=$1; shift ;; esac
+	for _p in "$@"; do
+		proc_alive "$_p" && kill "$_sig" "$_p" 2>/dev/null
+	done
+	return 0
 }
 
 cleanup() {
 	_rc=$?
 	trap - EXIT INT TERM HUP
-	for _p in $_pids; do
-		kill "$_p" 2>/dev/null
-	done
+	# shellcheck disable=SC2086
+	stop $_pids
 	for _p in $_pids; do
 		_i=0
 		while proc_alive "$_p" && [ "$_i" -lt 100 ]; do
 			sleep 0.05
 			_i=$((_i + 1))
 		done
-		proc_alive "$_p" && kill -9 "$_p" 2>/dev/null
+		stop -KILL "$_p"
 		wait "$_p" 2>/dev/null
+		_st=$?
+		case " $_gw_pids " in *" $_p "*) ;; *) continue ;; esac
+		case " $_san_seen " in *" $_p "*) continue ;; esac
+		if [ "$_st" -eq "$SAN_EXIT" ]; then
+			echo "FAIL: tlsgate (pid $_p) ended with the sanitizer's exit status $SAN_EXIT"
+			[ "$_rc" -ne 0 ] || _rc=1
+		fi
 	done
-	# A sanitizer build (make asan/tsan) reports on stderr: fail on it.
+	# A sanitizer build (make check-asan, check-tsan) reports on stderr:
+	# fail on a report in any gateway's log, or in any *.log or *.err of
+	# the test (tlsgate started by hand, --check runs).
 	for _g in $_gws; do
 		if grep -Eq 'Sanitizer|runtime error:' "$_g.log" 2>/dev/null; then
 			echo "FAIL: sanitizer report in $_g.log"
+			[ "$_rc" -ne 0 ] || _rc=1
+		fi
+	done
+	for _f in *.log *.err; do
+		[ -f "$_f" ] || continue
+		case " $_gws " in *" ${_f%.log} "*) continue ;; esac
+		if grep -Eq "$_san_report" "$_f" 2>/dev/null; then
+			echo "FAIL: sanitizer report in $_f"
 			[ "$_rc" -ne 0 ] || _rc=1
 		fi
 	done
@@ -200,6 +248,7 @@ gw_start() {
 	GW_PID=$!
 	track "$GW_PID"
 	_gws="$_gws $_gw"
+	_gw_pids="$_gw_pids $GW_PID"
 	echo "$GW_PID" >"$_gw.pid"
 	_end=$(($(now_ms) + 10000))
 	until grep -q 'event=ready' "$_gw.log"; do
@@ -218,6 +267,12 @@ gw_stop() {
 	_p=$(pid_of "$1")
 	kill -TERM "$_p" || fail "cannot signal tlsgate $1"
 	wait_exit "$_p" "${2:-15}"
+	_st=$?
+	if [ "$_st" -eq "$SAN_EXIT" ]; then
+		_san_seen="$_san_seen $_p"
+		fail "tlsgate $1 ended with the sanitizer's exit status $_st"
+	fi
+	return "$_st"
 }
 
 # demo_routes A B C: the demo's two routes with mutual TLS, wrap
@@ -260,4 +315,54 @@ same_file() {	# same_file EXPECTED GOT [WHAT]
 
 expect_rc() {	# expect_rc WANT GOT WHAT
 	[ "$2" -eq "$1" ] || fail "$3: exit status $2, expected $1"
+}
+
+# --- sanitizers and resources ------------------------------------------
+
+# sanitizer: "asan" or "tsan" when TLSGATE is such a build (make asan,
+# make tsan), else nothing. Tests that cannot run under one skip.
+sanitizer() {
+	if grep -aqF __tsan_init "$TLSGATE"; then
+		echo tsan
+	elif grep -aqF __asan_init "$TLSGATE"; then
+		echo asan
+	fi
+}
+
+proc_fds() {	# proc_fds PID: how many descriptors PID has open
+	ls /proc/"$1"/fd 2>/dev/null | wc -l
+}
+
+# proc_threads PID: how many threads PID runs, leaving out the idle
+# threads tlsgate keeps for its next sessions (named tlsgate:idle).
+proc_threads() {
+	_n=0
+	for _c in /proc/"$1"/task/*/comm; do
+		_name=
+		read -r _name <"$_c" 2>/dev/null || continue
+		[ "$_name" = "tlsgate:idle" ] || _n=$((_n + 1))
+	done
+	echo "$_n"
+}
+
+proc_rss() {	# proc_rss PID: PID's resident set (VmRSS), in KiB
+	sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' /proc/"$1"/status \
+	    2>/dev/null
+}
+
+_idle_now() {
+	[ "$(proc_fds "$1")" -le "$2" ] && [ "$(proc_threads "$1")" -le "$3" ]
+}
+
+# wait_idle PID FDS THREADS [SECS]: wait (10 s unless SECS) until PID has
+# no more than FDS descriptors and THREADS threads open, e.g. the counts it
+# had when idle; fail with the counts it still has.
+wait_idle() {
+	proc_alive "$1" || fail "pid $1 is gone"
+	poll_for "${4:-10}" _idle_now "$1" "$2" "$3" ||
+	    fail "pid $1 still has $(proc_fds "$1") fds and" \
+	    "$(proc_threads "$1") threads after ${4:-10}s, expected $2 and $3;" \
+	    "its fds: $(ls -l /proc/"$1"/fd 2>/dev/null | tail -n +2 |
+	    sed 's/.* //; s/:\[[0-9]*\]$//' | sort | uniq -c | sort -rn |
+	    tr -s ' \n' ' ')"
 }
