@@ -81,11 +81,33 @@ uninstall:
 	    $(DESTDIR)$(UNITDIR)/tlsgate.service
 	-rmdir $(DESTDIR)$(SYSCONFDIR)/tlsgate 2>/dev/null
 
+ASAN_CFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+	   -fno-sanitize-recover=all
+ASAN_LDFLAGS = -fsanitize=address,undefined
+TSAN_CFLAGS = -O1 -g -fsanitize=thread
+TSAN_LDFLAGS = -fsanitize=thread
+
 asan:
-	$(MAKE) B=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" LDFLAGS="-fsanitize=address,undefined" all
+	$(MAKE) B=build-asan CFLAGS="$(ASAN_CFLAGS)" LDFLAGS="$(ASAN_LDFLAGS)" all
 
 tsan:
-	$(MAKE) B=build-tsan CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" all
+	$(MAKE) B=build-tsan CFLAGS="$(TSAN_CFLAGS)" LDFLAGS="$(TSAN_LDFLAGS)" all
+
+# The whole suite against a sanitizer build of tlsgate and the unit test
+# (the helpers stay plain). test/run sets ASAN_OPTIONS, UBSAN_OPTIONS and
+# TSAN_OPTIONS so that a report lands in the gateway's log and makes it
+# exit 66; test/lib.sh fails the test on either.
+check-asan: $(HELPERS)
+	@$(MAKE) --no-print-directory B=build-asan CFLAGS="$(ASAN_CFLAGS)" \
+	    LDFLAGS="$(ASAN_LDFLAGS)" all build-asan/config_test
+	TLSGATE=$(abspath build-asan/tlsgate) HELPERS=$(abspath test/helpers) \
+	    CONFIG_TEST=$(abspath build-asan/config_test) test/run $(TESTS)
+
+check-tsan: $(HELPERS)
+	@$(MAKE) --no-print-directory B=build-tsan CFLAGS="$(TSAN_CFLAGS)" \
+	    LDFLAGS="$(TSAN_LDFLAGS)" all build-tsan/config_test
+	TLSGATE=$(abspath build-tsan/tlsgate) HELPERS=$(abspath test/helpers) \
+	    CONFIG_TEST=$(abspath build-tsan/config_test) test/run $(TESTS)
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60
@@ -104,6 +126,18 @@ fuzz: $(FUZZERS:%=build-fuzz/%_fuzz)
 	    test $${PIPESTATUS[0]} -eq 0 || exit 1; \
 	done
 
+# make fuzz, or a clean skip when $(FUZZ_CC) cannot build a libFuzzer
+# target (CI: make check-fuzz FUZZ_SECONDS=20).
+check-fuzz:
+	@mkdir -p build-fuzz
+	@if echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n)' \
+	    '{ (void)d; (void)n; return 0; }' | $(FUZZ_CC) -x c \
+	    -fsanitize=fuzzer -o build-fuzz/probe - >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory fuzz; \
+	else \
+		echo "fuzz: skipped: $(FUZZ_CC) cannot build libFuzzer targets"; \
+	fi
+
 build-fuzz/%_fuzz: test/fuzz/%_fuzz.c config.c log.c tls.c $(HDRS)
 	@mkdir -p build-fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< config.c log.c tls.c $(LDLIBS)
@@ -116,7 +150,7 @@ clean:
 SHELL	 = /bin/bash
 
 .PHONY: fuzz all deps test-deps certs run check test asan tsan clean install \
-	uninstall tlsgate.service
+	uninstall tlsgate.service check-asan check-tsan check-fuzz
 
 .PHONY: bench
 bench: all

@@ -34,9 +34,9 @@ wait_log gw.log 'event=reject .*reason=.*(Too many open files|descriptor)' 10
 proc_alive "$gw" || fail "tlsgate died when it ran out of descriptors"
 note "$(grep -E 'event=reject' gw.log | head -n 1)"
 
-for p in $idle; do
-	kill "$p"
-done
+# Some were refused and have ended already: signal only those still ours.
+# shellcheck disable=SC2086
+stop $idle
 for p in $idle; do
 	wait_for 5 "idle client $p to end" _gone "$p"
 done

@@ -59,7 +59,7 @@ sender(void *arg)
 	char buf[16384];
 	unsigned long long total = 0;
 	struct timespec next;
-	size_t slice = sizeof(buf);
+	size_t slice = 0, left = 0;	/* bytes a tenth of a second, and left */
 	ssize_t n;
 
 	(void)arg;
@@ -72,11 +72,12 @@ sender(void *arg)
 			pthread_cond_wait(&done_cond, &lock);
 		pthread_mutex_unlock(&lock);
 	}
-	if (rate > 0 && (size_t)(rate / 10) < slice)
-		slice = rate / 10 > 0 ? (size_t)(rate / 10) : 1;
+	if (rate > 0)
+		left = slice = rate / 10 > 0 ? (size_t)(rate / 10) : 1;
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	for (;;) {
-		n = read(infd, buf, slice);
+		n = read(infd, buf, rate > 0 && left < sizeof(buf) ? left :
+		    sizeof(buf));
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1)
@@ -90,8 +91,10 @@ sender(void *arg)
 			return NULL;
 		}
 		total += (unsigned long long)n;
-		if (rate > 0)
+		if (rate > 0 && (left -= (size_t)n) == 0) {
 			sleep_until(&next, 100);
+			left = slice;
+		}
 	}
 	fprintf(stderr, "%s: sent %llu bytes\n", prog, total);
 	if (abort_conn) {
