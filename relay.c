@@ -847,6 +847,7 @@ relay_start(int fd, struct route *r, const struct sockaddr *peer,
 	s->srv.name = "server";
 	s->t0 = now_ms();
 	format_peer(peer, s->peer, sizeof(s->peer));
+	tune_socket(fd);
 
 	pthread_mutex_lock(&lock);
 	s->next = live;
