@@ -340,41 +340,6 @@ drop_privileges(const struct config *c)
 }
 
 /*
- * A descriptor kept in reserve: out of descriptors, the accept loop
- * gives it up for a moment to accept the waiting connection and refuse
- * it at once, rather than leave it queued with no answer.
- */
-static int reserve_fd = -1;
-
-static void
-reserve(void)
-{
-	if (reserve_fd == -1)
-		reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-}
-
-/* Out of descriptors: refuse the connection waiting on l. */
-static int
-refuse_one(struct listener *l, int err)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	char eb[128];
-	int fd;
-
-	if (reserve_fd == -1)
-		return -1;
-	(void)close(reserve_fd);
-	reserve_fd = -1;
-	fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
-	if (fd != -1)
-		relay_refuse(fd, l->route, (struct sockaddr *)&ss,
-		    log_strerror(err, eb, sizeof(eb)));
-	reserve();
-	return fd == -1 ? -1 : 0;
-}
-
-/*
  * Accept what is pending on l. Out of descriptors, refuse the waiting
  * connection with the reserve descriptor; if even that fails (or memory
  * is short), leave it queued and pause accepting for a moment.
@@ -386,7 +351,6 @@ accept_some(struct listener *l)
 	socklen_t len;
 	int fd, i;
 
-	reserve();		/* lost to another thread? take it back */
 	for (i = 0; i < ACCEPT_BURST; i++) {
 		len = sizeof(ss);
 		fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
@@ -401,7 +365,7 @@ accept_some(struct listener *l)
 			continue;
 		case EMFILE:
 		case ENFILE:
-			if (refuse_one(l, errno) == 0)
+			if (relay_refuse_waiting(l->fd, l->route, errno) == 0)
 				continue;
 			return -1;	/* pause */
 		case ENOBUFS:
@@ -606,7 +570,6 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	take_passed_fds();
-	reserve();
 	if (apply_listeners(c) == -1 || drop_privileges(c) == -1) {
 		config_free(c);
 		return 1;

@@ -133,6 +133,17 @@ static pthread_mutex_t	 pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct worker	*idle_workers;
 static unsigned		 nidle;
 
+/*
+ * A descriptor kept in reserve for relay_refuse_waiting. Sessions open
+ * their sockets under fd_lock, so that none takes the reserve's number
+ * in the moment it is given up: lost, it would come back only when some
+ * session ends, and meanwhile connections would queue unanswered (two
+ * routes of one gateway chained could even wait on each other until the
+ * handshake timeout).
+ */
+static pthread_mutex_t	 fd_lock = PTHREAD_MUTEX_INITIALIZER;
+static int		 reserve_fd = -1;
+
 static int64_t
 now_ms(void)
 {
@@ -147,6 +158,9 @@ relay_init(void)
 {
 	pthread_condattr_t ca;
 	int rc;
+
+	if ((reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
 
 	if ((rc = pthread_condattr_init(&ca)) != 0 ||
 	    (rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC)) != 0 ||
@@ -522,10 +536,13 @@ connect_out(struct session *s)
 		return -1;
 	}
 	for (ai = res; ai != NULL && now_ms() < deadline; ai = ai->ai_next) {
+		pthread_mutex_lock(&fd_lock);
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
 		    SOCK_NONBLOCK, ai->ai_protocol);
+		err = errno;
+		pthread_mutex_unlock(&fd_lock);
 		if (fd == -1) {
-			if ((err = errno) == EMFILE || err == ENFILE)
+			if (err == EMFILE || err == ENFILE)
 				s->starved = 1;
 			continue;
 		}
@@ -785,8 +802,12 @@ out:
 	return NULL;
 }
 
-void
-relay_refuse(int fd, const struct route *r, const struct sockaddr *peer,
+/*
+ * Refuse a connection for want of resources: close fd with a reset, and
+ * log it (at most one line a second for all such refusals).
+ */
+static void
+refuse(int fd, const struct route *r, const struct sockaddr *peer,
     const char *why)
 {
 	char p[INET6_ADDRSTRLEN + 8];
@@ -794,6 +815,33 @@ relay_refuse(int fd, const struct route *r, const struct sockaddr *peer,
 	format_peer(peer, p, sizeof(p));
 	log_refusal(r, 0, p, why);
 	close_reset(fd);
+}
+
+int
+relay_refuse_waiting(int lfd, const struct route *r, int err)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char eb[128], p[INET6_ADDRSTRLEN + 8];
+	int fd = -1;
+
+	pthread_mutex_lock(&fd_lock);
+	if (reserve_fd == -1)	/* lost to an unlocked open: take it back */
+		reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (reserve_fd != -1) {
+		(void)close(reserve_fd);
+		fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
+		if (fd != -1) {
+			format_peer((struct sockaddr *)&ss, p, sizeof(p));
+			close_reset(fd);
+		}
+		reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+	pthread_mutex_unlock(&fd_lock);
+	if (fd == -1)
+		return -1;
+	log_refusal(r, 0, p, log_strerror(err, eb, sizeof(eb)));
+	return 0;
 }
 
 int
@@ -829,14 +877,14 @@ relay_start(int fd, struct route *r, const struct sockaddr *peer,
 	 */
 	if ((s = malloc(sizeof(*s))) == NULL) {
 		uncount(r);
-		relay_refuse(fd, r, peer, "out of memory");
+		refuse(fd, r, peer, "out of memory");
 		return -1;
 	}
 	memset(s, 0, offsetof(struct session, buf));
 	if (sem_init(&s->helper_done, 0, 0) == -1) {
 		free(s);
 		uncount(r);
-		relay_refuse(fd, r, peer, "semaphore");
+		refuse(fd, r, peer, "semaphore");
 		return -1;
 	}
 	s->id = atomic_fetch_add(&next_id, 1);
@@ -861,7 +909,7 @@ relay_start(int fd, struct route *r, const struct sockaddr *peer,
 		config_route_unref(s->route);
 		(void)sem_destroy(&s->helper_done);
 		free(s);
-		relay_refuse(fd, r, peer, log_strerror(rc, eb, sizeof(eb)));
+		refuse(fd, r, peer, log_strerror(rc, eb, sizeof(eb)));
 		return -1;
 	}
 	return 0;

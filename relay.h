@@ -21,11 +21,13 @@ int relay_start(int fd, struct route *r, const struct sockaddr *peer,
     socklen_t peerlen);
 
 /*
- * Refuse a connection for want of resources: close fd with a reset, and
- * log it (at most one line a second for all such refusals).
+ * Out of descriptors (err): accept the connection waiting on the
+ * listening socket lfd with a descriptor kept in reserve, and refuse it
+ * at once with a reset rather than leave it queued unanswered. Logged at
+ * most once a second with the other resource refusals. Returns -1 when
+ * no connection could be taken (the caller pauses accepting).
  */
-void relay_refuse(int fd, const struct route *r, const struct sockaddr *peer,
-    const char *why);
+int relay_refuse_waiting(int lfd, const struct route *r, int err);
 
 /* Live sessions. */
 unsigned relay_count(void);

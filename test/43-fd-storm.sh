@@ -30,7 +30,7 @@ note "gateway CPU while saturated: $ticks ticks in 2 s"
 [ "$ticks" -lt 60 ] || fail "the gateway spins while out of descriptors: $ticks ticks in 2 s"
 proc_alive "$gw" || fail "tlsgate died"
 wait_exit "$(pid_of storm)" 15 || fail "storm: $(cat storm.err)"
-note "storm: $(cat storm.out)"
+figure "storm: $(cat storm.out)"
 grep -q 'closed=[1-9]' storm.out || fail "no client was refused: $(cat storm.out)"
 
 # Refusals are logged at most once a second (a few seconds of storm).
@@ -45,5 +45,6 @@ until got=$(timeout 2 "$HELPERS/halfclose" 127.0.0.1 "$A" after 2>/dev/null) &&
 	[ "$(now_ms)" -lt "$end" ] || fail "no client served within 2 s of the storm"
 	sleep 0.1
 done
+figure "a new client served $(($(now_ms) + 2000 - end)) ms after the storm"
 gw_stop gw
 expect_rc 0 $? "tlsgate after SIGTERM"
