@@ -50,8 +50,15 @@
 #include "tls.h"
 #include "relay.h"
 
-/* A full TLS record of plaintext per direction. */
-#define BUF_SIZE	16384
+/*
+ * Plaintext per direction: four full TLS records. A read from a plain
+ * socket takes up to that much at once, and the records already received
+ * on a TLS end are gathered up to that much before the plain socket is
+ * written: a quarter of the system calls of a record at a time.
+ */
+#define BUF_SIZE	(64 * 1024)
+#define RECORD_SIZE	16384
+#define NOTHING_MORE	(-2)
 
 /*
  * Thread stacks, measured: the session thread (resolve, handshake, verify,
@@ -342,9 +349,14 @@ idle_left(struct session *s)
 	return (quiet >= idle) ? 0 : (long)(idle - quiet);
 }
 
-/* Read from e: >0 bytes, 0 at a clean end, -1 when the session failed. */
+/*
+ * Read from e: >0 bytes, 0 at a clean end, -1 when the session failed.
+ * With more, only what a TLS end has already received: NOTHING_MORE when
+ * that is not a whole record (and always on a plain end).
+ */
 static ssize_t
-end_read(struct session *s, struct end *e, unsigned char *buf, size_t len)
+end_read(struct session *s, struct end *e, unsigned char *buf, size_t len,
+    int more)
 {
 	char eb[128];
 	ssize_t n;
@@ -354,7 +366,15 @@ end_read(struct session *s, struct end *e, unsigned char *buf, size_t len)
 
 	for (;;) {
 		t0 = now_ms();
-		if (e->tls != NULL) {
+		if (more && e->tls == NULL)
+			return NOTHING_MORE;
+		if (more) {
+			if ((n = tls_recv_buffered(e->tls, buf, len)) ==
+			    GNUTLS_E_AGAIN)
+				return NOTHING_MORE;
+			if (e->ticket && n >= 0)
+				e->ticket = !tls_keep_ticket(s->route, e->tls);
+		} else if (e->tls != NULL) {
 			n = gnutls_record_recv(e->tls, buf, len);
 			if (e->ticket && n >= 0)
 				e->ticket = !tls_keep_ticket(s->route, e->tls);
@@ -475,12 +495,24 @@ copy(void *arg)
 	struct session *s = c->s;
 	ssize_t n;
 
-	while ((n = end_read(s, c->from, c->buf, BUF_SIZE)) > 0) {
-		atomic_store(&s->last_io, now_ms());
-		if (end_write(s, c->to, c->buf, (size_t)n) == -1)
-			return NULL;
-		*c->count += (uint64_t)n;
-	}
+	size_t len;
+
+	do {
+		len = 0;
+		n = end_read(s, c->from, c->buf, BUF_SIZE, 0);
+		while (n > 0) {
+			len += (size_t)n;
+			n = (len + RECORD_SIZE > BUF_SIZE) ? NOTHING_MORE :
+			    end_read(s, c->from, c->buf + len, BUF_SIZE - len,
+			    1);
+		}
+		if (len > 0) {	/* before the end or failure read after it */
+			atomic_store(&s->last_io, now_ms());
+			if (end_write(s, c->to, c->buf, len) == -1)
+				return NULL;
+			*c->count += len;
+		}
+	} while (n == NOTHING_MORE);
 	if (n == 0)
 		end_close_write(s, c->to);
 	return NULL;

@@ -111,6 +111,10 @@ pull(gnutls_transport_ptr_t ptr, void *buf, size_t n)
 	ssize_t r;
 
 	if (rb->len == 0) {
+		if (rb->nowait) {
+			errno = EAGAIN;
+			return -1;
+		}
 		if ((r = recv(rb->fd, rb->data, sizeof(rb->data), 0)) <= 0)
 			return r;	/* errno tells GnuTLS why */
 		rb->off = 0;
@@ -616,6 +620,7 @@ tls_session_new(const struct route *r, int fd, struct tls_rbuf *rb,
 		gnutls_session_set_verify_cert2(s,
 		    (gnutls_typed_vdata_st *)(uintptr_t)c->vdata, c->nvdata, 0);
 	rb->fd = fd;
+	rb->nowait = 0;
 	rb->off = rb->len = 0;
 	/* Receive through rb; send on fd with GnuTLS's own sendmsg. */
 	gnutls_transport_set_ptr2(s, rb, (gnutls_transport_ptr_t)(intptr_t)fd);
@@ -850,6 +855,20 @@ tls_peer_closed(gnutls_session_t s)
 		return 0;
 	n = recv(rb->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
 	return n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR);
+}
+
+ssize_t
+tls_recv_buffered(gnutls_session_t s, void *buf, size_t len)
+{
+	struct tls_rbuf *rb = gnutls_transport_get_ptr(s);
+	ssize_t n;
+
+	if (rb->len == 0 && gnutls_record_check_pending(s) == 0)
+		return GNUTLS_E_AGAIN;
+	rb->nowait = 1;
+	n = gnutls_record_recv(s, buf, len);
+	rb->nowait = 0;
+	return n;
 }
 
 /* Why a handshake failed, in words for the log. */

@@ -15,6 +15,7 @@ struct tls_ctx;
  */
 struct tls_rbuf {
 	int		 fd;
+	int		 nowait;	/* empty: EAGAIN, not recv() */
 	size_t		 off, len;
 	unsigned char	 data[32 * 1024];
 };
@@ -63,6 +64,13 @@ int tls_keep_ticket(const struct route *r, gnutls_session_t s);
  * short: this tells the two apart.
  */
 int tls_peer_closed(gnutls_session_t s);
+
+/*
+ * gnutls_record_recv() from what has already been received, never
+ * waiting for the socket: GNUTLS_E_AGAIN when that holds no whole
+ * record (GnuTLS keeps a partial one for the next call).
+ */
+ssize_t tls_recv_buffered(gnutls_session_t s, void *buf, size_t len);
 
 /* What --check prints of a route's TLS identity, as log-style fields. */
 int tls_identity(const struct route *r, char *buf, size_t len);
