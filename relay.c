@@ -17,6 +17,7 @@
  * (a timeout shuts them down), which wakes the other thread; nothing but
  * the owner ever close(2)s them.
  */
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -59,6 +60,14 @@
 #define BUF_SIZE	(64 * 1024)
 #define RECORD_SIZE	16384
 #define NOTHING_MORE	(-2)
+
+/*
+ * A direction starts with a small buffer in the session's first page and
+ * moves to its full one once a read fills the small one. A session that
+ * only ever carries small messages (most idle ones) keeps the first page
+ * resident, and none of the 160 KiB of its buffers.
+ */
+#define SMALL_SIZE	1024
 
 /*
  * Thread stacks, measured: the session thread (resolve, handshake, verify,
@@ -108,8 +117,10 @@ struct session {
 	uint64_t	 up, down;	/* each written by one copy thread */
 	char		 peer[INET6_ADDRSTRLEN + 8];
 	sem_t		 helper_done;	/* posted by the helper at its end */
-	unsigned char	 buf[2][BUF_SIZE];	/* one per direction */
+	/* The fields above and the start of rbuf share the first page. */
+	unsigned char	 small[2][SMALL_SIZE];	/* one per direction */
 	struct tls_rbuf	 rbuf;		/* for the one TLS end */
+	unsigned char	 buf[2][BUF_SIZE];	/* one per direction */
 };
 
 /* One direction: read from one end, write to the other. */
@@ -117,7 +128,7 @@ struct copy {
 	struct session	*s;
 	struct end	*from, *to;
 	uint64_t	*count;
-	unsigned char	*buf;
+	unsigned char	*small, *buf;
 };
 
 static pthread_mutex_t	 lock = PTHREAD_MUTEX_INITIALIZER;
@@ -127,6 +138,7 @@ static unsigned		 nlive;		/* counted until fully freed */
 static unsigned		 max_sessions = 10000;
 static atomic_uint_fast64_t next_id = 1;
 static pthread_attr_t	 thread_attr;
+static uintptr_t	 page_size = 4096;
 
 /* A thread of the pool: runs fn(arg), then waits for the next job. */
 struct worker {
@@ -168,6 +180,8 @@ relay_init(void)
 
 	if ((reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1)
 		return -1;
+	if (sysconf(_SC_PAGESIZE) > 0)
+		page_size = (uintptr_t)sysconf(_SC_PAGESIZE);
 
 	if ((rc = pthread_condattr_init(&ca)) != 0 ||
 	    (rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC)) != 0 ||
@@ -375,6 +389,7 @@ end_read(struct session *s, struct end *e, unsigned char *buf, size_t len,
 			if (e->ticket && n >= 0)
 				e->ticket = !tls_keep_ticket(s->route, e->tls);
 		} else if (e->tls != NULL) {
+			tls_wait(e->tls);
 			n = gnutls_record_recv(e->tls, buf, len);
 			if (e->ticket && n >= 0)
 				e->ticket = !tls_keep_ticket(s->route, e->tls);
@@ -493,24 +508,27 @@ copy(void *arg)
 {
 	struct copy *c = arg;
 	struct session *s = c->s;
+	unsigned char *buf = c->small;
+	size_t len, size = SMALL_SIZE;
 	ssize_t n;
-
-	size_t len;
 
 	do {
 		len = 0;
-		n = end_read(s, c->from, c->buf, BUF_SIZE, 0);
+		n = end_read(s, c->from, buf, size, 0);
 		while (n > 0) {
 			len += (size_t)n;
-			n = (len + RECORD_SIZE > BUF_SIZE) ? NOTHING_MORE :
-			    end_read(s, c->from, c->buf + len, BUF_SIZE - len,
-			    1);
+			n = (len + RECORD_SIZE > size) ? NOTHING_MORE :
+			    end_read(s, c->from, buf + len, size - len, 1);
 		}
 		if (len > 0) {	/* before the end or failure read after it */
 			atomic_store(&s->last_io, now_ms());
-			if (end_write(s, c->to, c->buf, len) == -1)
+			if (end_write(s, c->to, buf, len) == -1)
 				return NULL;
 			*c->count += len;
+		}
+		if (len == size && buf == c->small) {
+			buf = c->buf;
+			size = BUF_SIZE;
 		}
 	} while (n == NOTHING_MORE);
 	if (n == 0)
@@ -702,6 +720,26 @@ end_close(struct end *e, int reset)
 		(void)close(e->fd);
 }
 
+/*
+ * A session's memory is a mapping of its own: zero pages, of which only
+ * those data touches become resident (for an idle session, the first),
+ * and all given back at its end, leaving no hole in the heap.
+ */
+static struct session *
+session_alloc(void)
+{
+	void *p = mmap(NULL, sizeof(struct session), PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void
+session_free(struct session *s)
+{
+	(void)munmap(s, sizeof(*s));
+}
+
 /* The end of every session, in its own thread, after the helper's join. */
 static void
 session_close(struct session *s)
@@ -728,7 +766,7 @@ session_close(struct session *s)
 	uncount(r);
 	config_route_unref(r);
 	(void)sem_destroy(&s->helper_done);
-	free(s);
+	session_free(s);
 }
 
 /* The helper's direction, client to server; says when it is done. */
@@ -805,12 +843,45 @@ spawn(void *(*fn)(void *), void *arg)
 	return rc;
 }
 
+/*
+ * Give back the pages of this thread's stack below the current frame. A
+ * handshake goes about 8 KiB deeper than a relay ever does; once it is
+ * done those pages only cost memory for as long as the session lasts
+ * (the thread then serves other sessions from the pool). Nothing below
+ * the frame is live: a page touched again is a fresh zero page.
+ */
+static void
+release_stack(void)
+{
+	static _Thread_local uintptr_t lo, hi;
+	pthread_attr_t a;
+	void *addr;
+	size_t size;
+	uintptr_t sp = (uintptr_t)__builtin_frame_address(0), end;
+
+	if (hi == 0) {
+		if (pthread_getattr_np(pthread_self(), &a) != 0)
+			return;
+		if (pthread_attr_getstack(&a, &addr, &size) == 0) {
+			lo = (uintptr_t)addr;
+			hi = lo + size;
+		}
+		(void)pthread_attr_destroy(&a);
+	}
+	/* Below this frame and madvise()'s return address, page-aligned. */
+	end = (sp - 1024) & ~(page_size - 1);
+	if (sp < hi && end > lo)
+		(void)madvise((void *)lo, end - lo, MADV_DONTNEED);
+}
+
 static void *
 session_main(void *arg)
 {
 	struct session *s = arg;	/* ours from here to the end */
-	struct copy up = { s, &s->cli, &s->srv, &s->up, s->buf[0] };
-	struct copy down = { s, &s->srv, &s->cli, &s->down, s->buf[1] };
+	struct copy up = { s, &s->cli, &s->srv, &s->up, s->small[0],
+	    s->buf[0] };
+	struct copy down = { s, &s->srv, &s->cli, &s->down, s->small[1],
+	    s->buf[1] };
 	char eb[128];
 	int rc;
 
@@ -825,6 +896,7 @@ session_main(void *arg)
 		    log_strerror(rc, eb, sizeof(eb)));
 		goto out;
 	}
+	release_stack();
 	copy(&down);
 	while (sem_wait(&s->helper_done) == -1)
 		;		/* EINTR */
@@ -903,18 +975,13 @@ relay_start(int fd, struct route *r, const struct sockaddr *peer,
 		close_reset(fd);
 		return -1;
 	}
-	/*
-	 * Zero the session up to its buffers only: pages of the buffers are
-	 * then touched, and cost memory, only as far as data fills them.
-	 */
-	if ((s = malloc(sizeof(*s))) == NULL) {
+	if ((s = session_alloc()) == NULL) {
 		uncount(r);
 		refuse(fd, r, peer, "out of memory");
 		return -1;
 	}
-	memset(s, 0, offsetof(struct session, buf));
 	if (sem_init(&s->helper_done, 0, 0) == -1) {
-		free(s);
+		session_free(s);
 		uncount(r);
 		refuse(fd, r, peer, "semaphore");
 		return -1;
@@ -940,7 +1007,7 @@ relay_start(int fd, struct route *r, const struct sockaddr *peer,
 		uncount(r);
 		config_route_unref(s->route);
 		(void)sem_destroy(&s->helper_done);
-		free(s);
+		session_free(s);
 		refuse(fd, r, peer, log_strerror(rc, eb, sizeof(eb)));
 		return -1;
 	}

@@ -111,6 +111,11 @@ pull(gnutls_transport_ptr_t ptr, void *buf, size_t n)
 	ssize_t r;
 
 	if (rb->len == 0) {
+		if (rb->held) {
+			rb->held = 0;
+			errno = rb->held_errno;
+			return rb->held_ret;
+		}
 		if (rb->nowait) {
 			errno = EAGAIN;
 			return -1;
@@ -620,7 +625,7 @@ tls_session_new(const struct route *r, int fd, struct tls_rbuf *rb,
 		gnutls_session_set_verify_cert2(s,
 		    (gnutls_typed_vdata_st *)(uintptr_t)c->vdata, c->nvdata, 0);
 	rb->fd = fd;
-	rb->nowait = 0;
+	rb->nowait = rb->held = 0;
 	rb->off = rb->len = 0;
 	/* Receive through rb; send on fd with GnuTLS's own sendmsg. */
 	gnutls_transport_set_ptr2(s, rb, (gnutls_transport_ptr_t)(intptr_t)fd);
@@ -855,6 +860,24 @@ tls_peer_closed(gnutls_session_t s)
 		return 0;
 	n = recv(rb->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
 	return n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR);
+}
+
+void
+tls_wait(gnutls_session_t s)
+{
+	struct tls_rbuf *rb = gnutls_transport_get_ptr(s);
+	ssize_t r;
+
+	if (rb->len > 0 || rb->held || gnutls_record_check_pending(s) > 0)
+		return;
+	if ((r = recv(rb->fd, rb->data, sizeof(rb->data), 0)) > 0) {
+		rb->off = 0;
+		rb->len = (size_t)r;
+	} else if (r == 0 || errno != EINTR) {
+		rb->held = 1;
+		rb->held_ret = r;
+		rb->held_errno = errno;
+	}
 }
 
 ssize_t

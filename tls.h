@@ -2,6 +2,7 @@
 #define TLS_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include <gnutls/gnutls.h>
 
@@ -16,6 +17,9 @@ struct tls_ctx;
 struct tls_rbuf {
 	int		 fd;
 	int		 nowait;	/* empty: EAGAIN, not recv() */
+	int		 held;		/* tls_wait met an end or error: */
+	int		 held_errno;	/* pull reports it next */
+	ssize_t		 held_ret;
 	size_t		 off, len;
 	unsigned char	 data[32 * 1024];
 };
@@ -64,6 +68,15 @@ int tls_keep_ticket(const struct route *r, gnutls_session_t s);
  * short: this tells the two apart.
  */
 int tls_peer_closed(gnutls_session_t s);
+
+/*
+ * Wait until s has something to read (or its socket an end, an error or
+ * a timeout, which the next gnutls_record_recv() then reports), before
+ * GnuTLS is asked for a record: GnuTLS sets aside a buffer for a whole
+ * record (about 17 KiB) before it reads, and would hold it for as long
+ * as the peer stays silent.
+ */
+void tls_wait(gnutls_session_t s);
 
 /*
  * gnutls_record_recv() from what has already been received, never
