@@ -11,19 +11,12 @@
 ports A1 A2 B C S1 S2
 cat >routes.ini <<EOF
 [unwrap]
-accept = tls://127.0.0.1:$B
-cert = $CERTS/server.pem
-key = $CERTS/server.key
-ca = $CERTS/ca.pem
+$(tls_accept "$B")
 connect = tcp://127.0.0.1:$C
 
 [to-gnutls]
 accept = tcp://127.0.0.1:$A1
-connect = tls://127.0.0.1:$S1
-ca = $CERTS/ca.pem
-cert = $CERTS/client.pem
-key = $CERTS/client.key
-server_name = localhost
+$(tls_connect "$S1")
 
 [to-openssl]
 accept = tcp://127.0.0.1:$A2

@@ -19,17 +19,10 @@ ports A B C W O X1 X2 D
 cat >routes.ini <<EOF
 [wrap]
 accept = tcp://127.0.0.1:$A
-connect = tls://127.0.0.1:$B
-ca = $CERTS/ca.pem
-cert = $CERTS/client.pem
-key = $CERTS/client.key
-server_name = localhost
+$(tls_connect "$B")
 
 [unwrap]
-accept = tls://127.0.0.1:$B
-cert = $CERTS/server.pem
-key = $CERTS/server.key
-ca = $CERTS/ca.pem
+$(tls_accept "$B")
 allow_peers = client
 connect = tcp://127.0.0.1:$C
 

@@ -12,10 +12,7 @@
 ports B C X S
 cat >routes.ini <<EOF
 [unwrap]
-accept = tls://127.0.0.1:$B
-cert = $CERTS/server.pem
-key = $CERTS/server.key
-ca = $CERTS/ca.pem
+$(tls_accept "$B")
 connect = tcp://127.0.0.1:$C
 handshake_timeout = 1
 

@@ -17,18 +17,11 @@ pair() {
 	cat <<EOF
 [wrap$1]
 accept = tcp://127.0.0.1:$2
-connect = tls://127.0.0.1:$3
-ca = $CERTS/ca.pem
-cert = $CERTS/client.pem
-key = $CERTS/client.key
-server_name = localhost
+$(tls_connect "$3")
 idle_timeout = $5
 
 [unwrap$1]
-accept = tls://127.0.0.1:$3
-cert = $CERTS/server.pem
-key = $CERTS/server.key
-ca = $CERTS/ca.pem
+$(tls_accept "$3")
 connect = tcp://127.0.0.1:$4
 idle_timeout = $6
 

@@ -13,10 +13,7 @@
 ports A B C S
 cat >routes.ini <<EOF
 [unwrap]
-accept = tls://127.0.0.1:$B
-cert = $CERTS/server.pem
-key = $CERTS/server.key
-ca = $CERTS/ca.pem
+$(tls_accept "$B")
 connect = tcp://127.0.0.1:$C
 
 [to-openssl]

@@ -18,10 +18,7 @@ cert = $CERTS/client.pem
 key = $CERTS/client.key
 
 [unwrap]
-accept = tls://127.0.0.1:$B
-cert = $CERTS/server.pem
-key = $CERTS/server.key
-ca = $CERTS/ca.pem
+$(tls_accept "$B")
 connect = tcp://localhost:$C
 EOF2
 gw_start gw routes.ini

@@ -11,17 +11,11 @@
 ports A A2 B B2 C S
 cat >routes.ini <<EOF
 [unwrap]
-accept = tls://127.0.0.1:$B
-cert = $CERTS/server.pem
-key = $CERTS/server.key
-ca = $CERTS/ca.pem
+$(tls_accept "$B")
 connect = tcp://127.0.0.1:$C
 
 [unwrap-nores]
-accept = tls://127.0.0.1:$B2
-cert = $CERTS/server.pem
-key = $CERTS/server.key
-ca = $CERTS/ca.pem
+$(tls_accept "$B2")
 connect = tcp://127.0.0.1:$C
 resumption = no
 

@@ -11,18 +11,12 @@
 ports B1 B2 C
 cat >routes.ini <<EOF
 [by-uri]
-accept = tls://127.0.0.1:$B1
-cert = $CERTS/server.pem
-key = $CERTS/server.key
-ca = $CERTS/ca.pem
+$(tls_accept "$B1")
 allow_peers = spiffe://demo/client
 connect = tcp://127.0.0.1:$C
 
 [by-list]
-accept = tls://127.0.0.1:$B2
-cert = $CERTS/server.pem
-key = $CERTS/server.key
-ca = $CERTS/ca.pem
+$(tls_accept "$B2")
 allow_peers = nobody, intruder
 connect = tcp://127.0.0.1:$C
 EOF

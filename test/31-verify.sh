@@ -29,10 +29,7 @@ ca = system
 server_name = wrong.example
 
 [optional]
-accept = tls://127.0.0.1:$B
-cert = $CERTS/server.pem
-key = $CERTS/server.key
-ca = $CERTS/ca.pem
+$(tls_accept "$B")
 verify = optional
 connect = tcp://127.0.0.1:$C
 EOF2

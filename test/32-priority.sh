@@ -14,18 +14,11 @@ ports A A2 B B2 C
 
 [wrap12]
 accept = tcp://127.0.0.1:$A2
-connect = tls://127.0.0.1:$B2
-ca = $CERTS/ca.pem
-cert = $CERTS/client.pem
-key = $CERTS/client.key
-server_name = localhost
+$(tls_connect "$B2")
 priority = NORMAL:-VERS-ALL:+VERS-TLS1.2
 
 [unwrap13]
-accept = tls://127.0.0.1:$B2
-cert = $CERTS/server.pem
-key = $CERTS/server.key
-ca = $CERTS/ca.pem
+$(tls_accept "$B2")
 priority = NORMAL:-VERS-ALL:+VERS-TLS1.3
 connect = tcp://127.0.0.1:$C
 EOF2

@@ -35,17 +35,6 @@
 command -v gnutls-cli >/dev/null || skip "no gnutls-cli"
 ports A B C AE BE CE AS BS CS BT CT AU BU CU AW
 
-# tls_accept PORT: the TLS side of an unwrap route, mutual TLS
-tls_accept() {
-	printf 'accept = tls://127.0.0.1:%s\ncert = %s\nkey = %s\nca = %s\n' \
-	    "$1" "$CERTS/server.pem" "$CERTS/server.key" "$CERTS/ca.pem"
-}
-# tls_connect PORT: the TLS side of a wrap route, mutual TLS
-tls_connect() {
-	printf 'connect = tls://127.0.0.1:%s\nca = %s\ncert = %s\nkey = %s\n' \
-	    "$1" "$CERTS/ca.pem" "$CERTS/client.pem" "$CERTS/client.key"
-	echo "server_name = localhost"
-}
 {
 	demo_routes "$A" "$B" "$C"
 	printf '\n[wrap-e]\naccept = tcp://127.0.0.1:%s\n' "$AE"

@@ -3,6 +3,7 @@
 # SRCDIR set. It gives:
 #   ports VAR...                 free loopback ports, one per variable
 #   demo_routes A B C            the demo's wrap and unwrap routes (INI)
+#   tls_accept/tls_connect PORT  an unwrap/wrap route's TLS keys (INI)
 #   gw_start NAME CONF [ARGS]    start tlsgate, log in NAME.log, wait ready
 #   gw_stop NAME [SECS]          SIGTERM it, wait; returns its exit status
 #   bg NAME CMD...               run CMD in the background (NAME.out/.err)
@@ -275,26 +276,32 @@ gw_stop() {
 	return "$_st"
 }
 
+# tls_accept PORT: the keys of an unwrap route's TLS side on
+# 127.0.0.1:PORT with the test server certificate, requiring a client
+# certificate from the test CA (INI lines on stdout).
+tls_accept() {
+	printf 'accept = tls://127.0.0.1:%s\ncert = %s\nkey = %s\nca = %s\n' \
+	    "$1" "$CERTS/server.pem" "$CERTS/server.key" "$CERTS/ca.pem"
+}
+
+# tls_connect PORT: the keys of a wrap route's TLS side to
+# 127.0.0.1:PORT with the test client certificate, verifying the server
+# as localhost against the test CA (INI lines on stdout).
+tls_connect() {
+	printf 'connect = tls://127.0.0.1:%s\nca = %s\ncert = %s\nkey = %s\n' \
+	    "$1" "$CERTS/ca.pem" "$CERTS/client.pem" "$CERTS/client.key"
+	echo "server_name = localhost"
+}
+
 # demo_routes A B C: the demo's two routes with mutual TLS, wrap
 # tcp://127.0.0.1:A -> tls://127.0.0.1:B and unwrap tls://127.0.0.1:B ->
 # tcp://127.0.0.1:C, as INI text on stdout.
 demo_routes() {
-	cat <<EOF
-[wrap]
-accept = tcp://127.0.0.1:$1
-connect = tls://127.0.0.1:$2
-ca = $CERTS/ca.pem
-cert = $CERTS/client.pem
-key = $CERTS/client.key
-server_name = localhost
-
-[unwrap]
-accept = tls://127.0.0.1:$2
-cert = $CERTS/server.pem
-key = $CERTS/server.key
-ca = $CERTS/ca.pem
-connect = tcp://127.0.0.1:$3
-EOF
+	printf '[wrap]\naccept = tcp://127.0.0.1:%s\n' "$1"
+	tls_connect "$2"
+	printf '\n[unwrap]\n'
+	tls_accept "$2"
+	printf 'connect = tcp://127.0.0.1:%s\n' "$3"
 }
 
 # --- assertions -------------------------------------------------------
