@@ -101,6 +101,9 @@ struct end {
 	int			 ticket;	/* a resumption ticket to keep */
 };
 
+/* struct session's failed: why it ends is known, or only second-hand. */
+enum { FAILED = 1, FAILED_WEAK };
+
 struct session {
 	struct session	*prev, *next;	/* live list, under lock */
 	uint64_t	 id;
@@ -108,12 +111,12 @@ struct session {
 	struct end	 cli, srv;
 	int64_t		 t0;		/* ms, monotonic */
 	atomic_llong	 last_io;	/* ms, monotonic: idle timeout */
-	atomic_int	 failed;	/* set once, after reason, under lock */
+	atomic_int	 failed;	/* FAILED_*, after reason, under lock */
 	int		 reset;		/* close with RST; under lock */
 	int		 rejected;	/* failed before the relay began */
 	int		 starved;	/* for want of descriptors: the reject
 					   is logged at most once a second */
-	char		 reason[256];	/* written once, before failed */
+	char		 reason[256];	/* before failed, under lock */
 	uint64_t	 up, down;	/* each written by one copy thread */
 	char		 peer[INET6_ADDRSTRLEN + 8];
 	sem_t		 helper_done;	/* posted by the helper at its end */
@@ -229,19 +232,24 @@ wake(int fd, int reset)
 }
 
 /*
- * Record why the session ends (the first reason wins) and stop both
- * directions at once: both sockets are reset (an error) or shut down (a
- * timeout, the end of the shutdown grace). Called with lock held, which
- * keeps the descriptors open meanwhile.
+ * Record why the session ends and stop both directions at once: both
+ * sockets are reset (an error) or shut down (a timeout, the end of the
+ * shutdown grace). The first reason wins, but a FAILED_WEAK one gives
+ * way to the first FAILED. Called with lock held, which keeps the
+ * descriptors open meanwhile.
  */
 static void
-fail_locked(struct session *s, int reset, const char *why)
+fail_locked(struct session *s, int reset, int how, const char *why)
 {
-	if (atomic_load(&s->failed))
+	int was = atomic_load(&s->failed);
+
+	if (was == FAILED || (was == FAILED_WEAK && how == FAILED_WEAK))
 		return;
 	snprintf(s->reason, sizeof(s->reason), "%s", why);
+	atomic_store(&s->failed, how);
+	if (was != 0)
+		return;		/* both ends are stopped already */
 	s->reset = reset;
-	atomic_store(&s->failed, 1);
 	wake(s->cli.fd, reset);
 	wake(s->srv.fd, reset);
 }
@@ -260,7 +268,24 @@ session_fail(struct session *s, int reset, const char *fmt, ...)
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	pthread_mutex_lock(&lock);
-	fail_locked(s, reset, why);
+	fail_locked(s, reset, FAILED, why);
+	pthread_mutex_unlock(&lock);
+}
+
+/*
+ * GnuTLS error err on e's TLS session. GNUTLS_E_INVALID_SESSION says
+ * only that the other thread has just had a fatal error on the same
+ * session: its reason, recorded a moment later, is the one to log.
+ */
+static void
+session_fail_tls(struct session *s, struct end *e, int err)
+{
+	char why[sizeof(s->reason)];
+
+	snprintf(why, sizeof(why), "%s: %s", e->name, gnutls_strerror(err));
+	pthread_mutex_lock(&lock);
+	fail_locked(s, 1, err == GNUTLS_E_INVALID_SESSION ? FAILED_WEAK :
+	    FAILED, why);
 	pthread_mutex_unlock(&lock);
 }
 
@@ -401,7 +426,7 @@ end_read(struct session *s, struct end *e, unsigned char *buf, size_t len,
 		if (n == GNUTLS_E_INTERRUPTED ||
 		    n == GNUTLS_E_WARNING_ALERT_RECEIVED)
 			continue;
-		if (atomic_load(&s->failed))
+		if (atomic_load(&s->failed) == FAILED)
 			return -1;	/* woken by session_fail() */
 		/*
 		 * GNUTLS_E_AGAIN on a TLS end: SO_RCVTIMEO fired, or GnuTLS
@@ -435,8 +460,7 @@ end_read(struct session *s, struct end *e, unsigned char *buf, size_t len,
 			session_fail(s, 1, "%s asked to renegotiate "
 			    "(refused)", e->name);
 		else
-			session_fail(s, 1, "%s: %s", e->name,
-			    gnutls_strerror((int)n));
+			session_fail_tls(s, e, (int)n);
 		return -1;
 	}
 	session_fail(s, 0, "idle timeout");
@@ -464,7 +488,7 @@ end_write(struct session *s, struct end *e,
 		}
 		if (n == GNUTLS_E_INTERRUPTED)
 			continue;
-		if (atomic_load(&s->failed))
+		if (atomic_load(&s->failed) == FAILED)
 			return -1;
 		if (n == GNUTLS_E_AGAIN) {	/* SO_SNDTIMEO: stalled */
 			if (idle_left(s) != 0)
@@ -475,8 +499,7 @@ end_write(struct session *s, struct end *e,
 			session_fail(s, 1, "%s: %s", e->name,
 			    log_strerror(errno, eb, sizeof(eb)));
 		else
-			session_fail(s, 1, "%s: %s", e->name,
-			    gnutls_strerror((int)n));
+			session_fail_tls(s, e, (int)n);
 		return -1;
 	}
 	return 0;
@@ -493,9 +516,8 @@ end_close_write(struct session *s, struct end *e)
 		do {
 			ret = gnutls_bye(e->tls, GNUTLS_SHUT_WR);
 		} while (ret == GNUTLS_E_INTERRUPTED);
-		if (ret < 0 && !atomic_load(&s->failed))
-			session_fail(s, 1, "%s: %s", e->name,
-			    gnutls_strerror(ret));
+		if (ret < 0 && atomic_load(&s->failed) != FAILED)
+			session_fail_tls(s, e, ret);
 	} else if (shutdown(e->fd, SHUT_WR) == -1 && errno != ENOTCONN &&
 	    !atomic_load(&s->failed))
 		session_fail(s, 1, "%s: %s", e->name,
@@ -1054,6 +1076,6 @@ relay_shutdown_all(void)
 
 	pthread_mutex_lock(&lock);
 	for (s = live; s != NULL; s = s->next)
-		fail_locked(s, 0, "shutdown");
+		fail_locked(s, 0, FAILED, "shutdown");
 	pthread_mutex_unlock(&lock);
 }
