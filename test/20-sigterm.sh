@@ -16,17 +16,7 @@ ports A B C A2 B2 C2
 gw_start gw1 routes1.ini
 gw1=$GW_PID
 
-head -c 1048576 /dev/urandom >up.bin
-echo "answer after the upload" >answer
-bg srv "$HELPERS/xfer" -l -w 127.0.0.1 "$C" answer got
-srv=$BG_PID
-wait_port "$C"
-bg cli "$HELPERS/xfer" -r 262144 127.0.0.1 "$A" up.bin out
-cli=$BG_PID
-_flowing() {
-	[ -s got ]
-}
-wait_for 10 "the upload to reach the server" _flowing
+upload_start 1048576 262144 "$C" "$A"
 kill -TERM "$gw1"
 start=$(now_ms)
 wait_log gw1.log 'event=shutdown' 5
@@ -39,12 +29,9 @@ _refused() {
 }
 wait_for 3 "port $A to refuse connections" _refused "$A"
 wait_for 3 "port $B to refuse connections" _refused "$B"
-proc_alive "$cli" || fail "the transfer ended at SIGTERM: $(cat cli.err)"
+proc_alive "$UP_CLI" || fail "the transfer ended at SIGTERM: $(cat cli.err)"
 
-wait_exit "$cli" 15 || fail "client: $(cat cli.err)"
-wait_exit "$srv" 5 || fail "server: $(cat srv.err)"
-same_file up.bin got "upload across the shutdown"
-same_file answer out "answer across the shutdown"
+upload_done "across the shutdown"
 wait_exit "$gw1" 12
 rc=$?
 took=$(($(now_ms) - start))

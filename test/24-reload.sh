@@ -40,17 +40,7 @@ _refused() {
 }
 
 # A session that lives across both reloads: 400 kB at 100 kB/s.
-head -c 400000 /dev/urandom >up.bin
-echo "answer to the long session" >answer
-bg srv "$HELPERS/xfer" -l -w 127.0.0.1 "$C" answer got
-srv=$BG_PID
-wait_port "$C"
-bg cli "$HELPERS/xfer" -r 100000 127.0.0.1 "$A" up.bin out
-cli=$BG_PID
-_flowing() {
-	[ -s got ]
-}
-wait_for 10 "the long session to flow" _flowing
+upload_start 400000 100000 "$C" "$A"
 echoes "$D" "through old"
 
 cp routes2.ini routes.ini
@@ -59,7 +49,7 @@ wait_port "$E"
 wait_for 5 "the removed route's port to close" _refused "$D"
 echoes "$E" "through new"
 echoes "$A" "unwrap now connects to the echo server"
-proc_alive "$cli" || fail "the long session ended at the reload: $(cat cli.err)"
+proc_alive "$UP_CLI" || fail "the long session ended at the reload: $(cat cli.err)"
 
 cp bad.ini routes.ini
 kill -HUP "$GW_PID"
@@ -68,10 +58,7 @@ echoes "$E" "still through new"
 echoes "$A" "still to the echo server"
 _listening "$D" && fail "the bad file brought the old route back"
 
-wait_exit "$cli" 15 || fail "long session client: $(cat cli.err)"
-wait_exit "$srv" 5 || fail "long session server: $(cat srv.err)"
-same_file up.bin got "long session upload"
-same_file answer out "long session answer"
-log_has gw.log 'route=unwrap .*event=close reason=eof up=400000 down=27 '
+upload_done "the long session"
+log_has gw.log 'route=unwrap .*event=close reason=eof up=400000 down=24 '
 gw_stop gw
 expect_rc 0 $? "tlsgate after SIGTERM"

@@ -304,6 +304,33 @@ demo_routes() {
 	printf 'connect = tcp://127.0.0.1:%s\n' "$3"
 }
 
+# --- a session that lasts ---------------------------------------------
+
+# upload_start SIZE RATE SPORT CPORT: a plaintext server on SPORT that
+# answers (24 bytes) once the upload has ended, and a client to CPORT
+# that uploads SIZE random bytes at RATE bytes/s (test/helpers/xfer);
+# returns once the first bytes have reached the server. UP_SRV and
+# UP_CLI are their PIDs.
+upload_start() {
+	head -c "$1" /dev/urandom >up.bin
+	echo "answer after the upload" >answer
+	bg srv "$HELPERS/xfer" -l -w 127.0.0.1 "$3" answer got
+	UP_SRV=$BG_PID
+	wait_port "$3"
+	bg cli "$HELPERS/xfer" -r "$2" 127.0.0.1 "$4" up.bin out
+	UP_CLI=$BG_PID
+	wait_for 10 "the upload to reach the server" test -s got
+}
+
+# upload_done WHAT: both ends of upload_start finish, every byte each
+# way intact.
+upload_done() {
+	wait_exit "$UP_CLI" 15 || fail "$1: client: $(cat cli.err)"
+	wait_exit "$UP_SRV" 5 || fail "$1: server: $(cat srv.err)"
+	same_file up.bin got "$1: the upload"
+	same_file answer out "$1: the answer"
+}
+
 # --- assertions -------------------------------------------------------
 
 log_has() {	# log_has FILE ERE [MSG]
