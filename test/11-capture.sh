@@ -40,15 +40,9 @@ wait_for 10 "the probe packets in the capture" _probe_seen
 tag=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 up="SENTINEL-UP-$tag"
 down="SENTINEL-DOWN-$tag"
+printf '%s\n' "$up" >request
 printf '%s\n' "$down" >answer
-bg srv "$HELPERS/xfer" -l -w 127.0.0.1 "$C" answer request
-srv=$BG_PID
-wait_port "$C"
-timeout 10 "$HELPERS/halfclose" 127.0.0.1 "$A" "$up" >got 2>cli.err ||
-    fail "client: $(cat cli.err)"
-wait_exit "$srv" 10 || fail "server: $(cat srv.err)"
-[ "$(cat request)" = "$up" ] || fail "server got: $(cat request)"
-[ "$(cat got)" = "$down" ] || fail "client got: $(cat got)"
+exchange "$C" "$A" request answer "the sentinels"
 wait_log gw.log 'route=wrap .*event=close reason=eof'
 wait_log gw.log 'route=unwrap .*event=close reason=eof'
 

@@ -25,14 +25,7 @@ gw_start gw routes.ini
 
 echo "request by name" >req
 echo "answer by name" >ans
-bg srv "$HELPERS/xfer" -l -w 127.0.0.1 "$C" ans got
-srv=$BG_PID
-wait_port "$C"
-timeout 10 "$HELPERS/halfclose" 127.0.0.1 "$A" <req >out 2>cli.err ||
-    fail "client: $(cat cli.err)"
-wait_exit "$srv" 10 || fail "server: $(cat srv.err)"
-same_file req got "request"
-same_file ans out "answer"
+exchange "$C" "$A" req ans "by name"
 wait_log gw.log 'route=wrap .*event=close'
 wait_log gw.log 'route=unwrap .*event=close'
 log_has gw.log "route=wrap .*event=connect .*addr=.*:$B"

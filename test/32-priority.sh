@@ -28,14 +28,7 @@ gw_start gw routes.ini
 
 head -c 200000 /dev/urandom >answer
 echo "request over TLS 1.2" >request
-bg srv "$HELPERS/xfer" -l -w 127.0.0.1 "$C" answer got
-srv=$BG_PID
-wait_port "$C"
-timeout 10 "$HELPERS/halfclose" 127.0.0.1 "$A" <request >out 2>cli.err ||
-    fail "client: $(cat cli.err)"
-wait_exit "$srv" 10 || fail "server: $(cat srv.err)"
-same_file request got "request over TLS 1.2"
-same_file answer out "answer over TLS 1.2"
+exchange "$C" "$A" request answer "over TLS 1.2"
 wait_log gw.log 'route=wrap .*event=close'
 wait_log gw.log 'route=unwrap .*event=close'
 log_has gw.log 'route=wrap .*event=tls .*version=TLS1\.2'

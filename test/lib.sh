@@ -304,6 +304,24 @@ demo_routes() {
 	printf 'connect = tcp://127.0.0.1:%s\n' "$3"
 }
 
+# --- one session -------------------------------------------------------
+
+# exchange SPORT CPORT REQUEST ANSWER WHAT: one session through the
+# gateway. A plaintext server on SPORT answers the file ANSWER once the
+# request has ended (test/helpers/xfer); a client to CPORT sends the file
+# REQUEST, shuts its write side and reads to the end (halfclose). Each
+# must get every byte of the other's file.
+exchange() {
+	bg srv "$HELPERS/xfer" -l -w 127.0.0.1 "$1" "$4" got
+	_srv=$BG_PID
+	wait_port "$1"
+	timeout 10 "$HELPERS/halfclose" 127.0.0.1 "$2" <"$3" >out \
+	    2>cli.err || fail "$5: client: $(cat cli.err)"
+	wait_exit "$_srv" 10 || fail "$5: server: $(cat srv.err)"
+	same_file "$3" got "$5: the request"
+	same_file "$4" out "$5: the answer"
+}
+
 # --- a session that lasts ---------------------------------------------
 
 # upload_start SIZE RATE SPORT CPORT: a plaintext server on SPORT that
