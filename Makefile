@@ -152,6 +152,9 @@ SHELL	 = /bin/bash
 .PHONY: fuzz all deps test-deps certs run check test asan tsan clean install \
 	uninstall tlsgate.service check-asan check-tsan check-fuzz
 
-.PHONY: bench
-bench: all
+.PHONY: bench bench-deps
+bench: bench-deps all
 	bench/run
+
+bench-deps:
+	@scripts/deps bench
