@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <gnutls/gnutls.h>
+#include <gnutls/crypto.h>
 #include <gnutls/x509.h>
 
 #include "config.h"
@@ -39,6 +40,9 @@
 #define PSK_PRIORITY ":+ECDHE-PSK:+DHE-PSK"
 
 #define PSK_MAX	64	/* bytes of key */
+
+/* What gnutls_session_ticket_enable_server() takes: 64 bytes. */
+#define TICKET_KEY_SIZE	64
 
 /*
  * Session tickets a wrap route keeps: each is used once and every session
@@ -59,18 +63,27 @@ struct tls_ctx {
 	gnutls_psk_server_credentials_t	 psk_server;
 	gnutls_psk_client_credentials_t	 psk_client;
 	gnutls_priority_t		 prio;
-	gnutls_datum_t			 ticket_key;	/* server, or empty */
+	/*
+	 * Server side with resumption: the route's ticket key (below), and
+	 * the datum GnuTLS is given, pointing to it; empty without.
+	 */
+	unsigned char			 ticket_key[TICKET_KEY_SIZE];
+	gnutls_datum_t			 ticket;
 	struct psk			*psk;
 	size_t				 npsk;
 	/*
-	 * Verification inside the handshake (verify = require, or any
-	 * verification on a connect): GnuTLS checks the peer's chain, name
-	 * and purpose against vdata before the handshake completes, so a
-	 * server that fails is refused before the client certificate and
-	 * Finished go out. verify = optional on accept checks afterwards.
+	 * What the peer's certificate is checked against: its chain, its
+	 * name (connect side) and its purpose. nvdata is 0 when the route
+	 * does not verify. With in_handshake (verify = require, or any
+	 * verification on a connect), GnuTLS checks a full handshake's peer
+	 * before the handshake completes, so a server that fails is refused
+	 * before the client certificate and Finished go out; everything
+	 * else (verify = optional, and every resumed session) is checked
+	 * after the handshake, by authorize().
 	 */
 	gnutls_typed_vdata_st		 vdata[2];
 	unsigned			 nvdata;
+	int				 in_handshake;
 	/*
 	 * Client side with resumption: the newest session tickets, each
 	 * used once. The only mutable part, under lock.
@@ -155,6 +168,132 @@ pull_timeout(gnutls_transport_ptr_t ptr, unsigned ms)
 		rc = poll(&pfd, 1, (int)left);
 	} while (rc == -1 && errno == EINTR);
 	return rc;
+}
+
+/*
+ * Session tickets (server side). A ticket is a session's state sealed
+ * with its route's ticket key, and whoever presents it resumes without a
+ * certificate: it is issued only once the peer has passed every check of
+ * the route (tls_handshake), every resumed session is checked again
+ * (authorize), and a route's key is its own and bound to the route's
+ * trust settings. The key is HMAC-SHA-512 under a master key made once
+ * per process, of the route's name and a digest of verify, allow_peers
+ * and what ca and psk_file hold. So a ticket never resumes on another
+ * route; a reload that leaves a route's trust settings as they were keeps
+ * its key (its clients go on resuming), and one that changes any of them
+ * gives it a new key, which refuses every ticket issued before.
+ */
+static unsigned char	 ticket_master[TICKET_KEY_SIZE];
+static pthread_once_t	 ticket_master_once = PTHREAD_ONCE_INIT;
+static int		 ticket_master_ret;
+
+static void
+ticket_master_make(void)
+{
+	ticket_master_ret = gnutls_rnd(GNUTLS_RND_KEY, ticket_master,
+	    sizeof(ticket_master));
+}
+
+/* A field's length, before the field, so that fields cannot run into
+   each other. */
+static void
+digest_len(gnutls_hash_hd_t h, uint64_t len)
+{
+	unsigned char n[8];
+	size_t i;
+
+	for (i = 0; i < sizeof(n); i++)
+		n[i] = (unsigned char)(len >> (8 * i));
+	(void)gnutls_hash(h, n, sizeof(n));
+}
+
+static void
+digest_field(gnutls_hash_hd_t h, const void *data, size_t len)
+{
+	digest_len(h, len);
+	(void)gnutls_hash(h, data, len);
+}
+
+/* What a file holds, into the digest (the buffer wiped: it may be keys). */
+static int
+digest_file(gnutls_hash_hd_t h, const char *path)
+{
+	unsigned char buf[4096];
+	struct stat st;
+	uint64_t left;
+	ssize_t n = 0;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return GNUTLS_E_FILE_ERROR;
+	if (fstat(fd, &st) == -1) {
+		(void)close(fd);
+		return GNUTLS_E_FILE_ERROR;
+	}
+	digest_len(h, (uint64_t)st.st_size);
+	for (left = (uint64_t)st.st_size; left > 0; left -= (uint64_t)n) {
+		n = read(fd, buf, left < sizeof(buf) ? (size_t)left :
+		    sizeof(buf));
+		if (n == -1 && errno == EINTR) {
+			n = 0;
+			continue;
+		}
+		if (n <= 0)
+			break;
+		(void)gnutls_hash(h, buf, (size_t)n);
+	}
+	explicit_bzero(buf, sizeof(buf));
+	(void)close(fd);
+	return left == 0 ? 0 : GNUTLS_E_FILE_ERROR;
+}
+
+static int
+ticket_key_make(struct tls_ctx *c, const struct route *r)
+{
+	unsigned char digest[32], msg[64 + 256 + sizeof(digest)];
+	const char *label = "tlsgate route ticket key";
+	gnutls_hash_hd_t h;
+	unsigned char v = (unsigned char)r->verify;
+	size_t i, n, len;
+	int ret;
+
+	if ((ret = pthread_once(&ticket_master_once, ticket_master_make)) !=
+	    0)
+		return GNUTLS_E_INTERNAL_ERROR;
+	if (ticket_master_ret < 0)
+		return ticket_master_ret;
+	if ((ret = gnutls_hash_init(&h, GNUTLS_DIG_SHA256)) < 0)
+		return ret;
+	digest_field(h, &v, 1);
+	for (i = 0; r->allow_peers != NULL && r->allow_peers[i] != NULL; i++)
+		digest_field(h, r->allow_peers[i], strlen(r->allow_peers[i]));
+	digest_field(h, "ca", 2);
+	if (r->ca != NULL && strcmp(r->ca, "system") == 0)
+		digest_field(h, "system", 6);
+	else if (r->ca != NULL)
+		ret = digest_file(h, r->ca);
+	digest_field(h, "psk", 3);
+	if (ret == 0 && r->psk_file != NULL)
+		ret = digest_file(h, r->psk_file);
+	gnutls_hash_deinit(h, digest);
+	if (ret < 0)
+		return ret;
+	len = strlen(label) + 1;
+	memcpy(msg, label, len);
+	n = strlen(r->name) + 1;
+	if (n > 256)
+		return GNUTLS_E_INVALID_REQUEST;
+	memcpy(msg + len, r->name, n);
+	len += n;
+	memcpy(msg + len, digest, sizeof(digest));
+	len += sizeof(digest);
+	ret = gnutls_hmac_fast(GNUTLS_MAC_SHA512, ticket_master,
+	    sizeof(ticket_master), msg, len, c->ticket_key);
+	if (ret < 0)
+		return ret;
+	c->ticket.data = c->ticket_key;
+	c->ticket.size = sizeof(c->ticket_key);
+	return 0;
 }
 
 /* Tickets hold key material: wipe them. */
@@ -525,16 +664,15 @@ tls_ctx_new(const struct route *r, struct tls_ctx **out, tls_err_fn *err,
 		bad |= psk_setup(c, r, err, arg);
 	bad |= prio_setup(c, r, err, arg);
 	if (bad == 0 && c->server && r->resumption &&
-	    (ret = gnutls_session_ticket_key_generate(&c->ticket_key)) < 0) {
-		err(arg, K_RESUMPTION, "%s", gnutls_strerror(ret));
+	    (ret = ticket_key_make(c, r)) < 0) {
+		err(arg, K_RESUMPTION, "ticket key: %s", gnutls_strerror(ret));
 		bad = -1;
 	}
 	if (bad) {
 		tls_ctx_free(c);
 		return -1;
 	}
-	if (c->x509 != NULL && r->verify != VERIFY_NONE &&
-	    (r->verify == VERIFY_REQUIRE || !c->server)) {
+	if (c->x509 != NULL && r->verify != VERIFY_NONE) {
 		if (!c->server) {
 			c->vdata[c->nvdata].type = GNUTLS_DT_DNS_HOSTNAME;
 			c->vdata[c->nvdata++].data =
@@ -543,6 +681,7 @@ tls_ctx_new(const struct route *r, struct tls_ctx **out, tls_err_fn *err,
 		c->vdata[c->nvdata].type = GNUTLS_DT_KEY_PURPOSE_OID;
 		c->vdata[c->nvdata++].data = (unsigned char *)(c->server ?
 		    GNUTLS_KP_TLS_WWW_CLIENT : GNUTLS_KP_TLS_WWW_SERVER);
+		c->in_handshake = r->verify == VERIFY_REQUIRE || !c->server;
 	}
 	*out = c;
 	return 0;
@@ -563,10 +702,7 @@ tls_ctx_free(struct tls_ctx *c)
 		gnutls_psk_free_client_credentials(c->psk_client);
 	if (c->prio != NULL)
 		gnutls_priority_deinit(c->prio);
-	if (c->ticket_key.data != NULL) {
-		gnutls_memset(c->ticket_key.data, 0, c->ticket_key.size);
-		gnutls_free(c->ticket_key.data);
-	}
+	gnutls_memset(c->ticket_key, 0, sizeof(c->ticket_key));
 	for (i = 0; i < c->npsk; i++) {
 		explicit_bzero(c->psk[i].key, sizeof(c->psk[i].key));
 		free(c->psk[i].identity);
@@ -590,7 +726,14 @@ tls_session_new(const struct route *r, int fd, struct tls_rbuf *rb,
 	unsigned flags = GNUTLS_NO_SIGNAL;
 	int ret;
 
-	flags |= c->server ? GNUTLS_SERVER : GNUTLS_CLIENT;
+	/*
+	 * A server sends its TLS 1.3 tickets only once the client has
+	 * passed every check (tls_handshake). TLS 1.2 sends its ticket
+	 * inside the handshake, before allow_peers or verify = optional
+	 * could refuse the client: no TLS 1.2 tickets on accept.
+	 */
+	flags |= c->server ? GNUTLS_SERVER | GNUTLS_NO_AUTO_SEND_TICKET |
+	    GNUTLS_NO_TICKETS_TLS12 : GNUTLS_CLIENT;
 	if ((ret = gnutls_init(&s, flags)) < 0)
 		goto fail;
 	if ((ret = gnutls_priority_set(s, c->prio)) < 0)
@@ -609,9 +752,9 @@ tls_session_new(const struct route *r, int fd, struct tls_rbuf *rb,
 		    r->verify == VERIFY_REQUIRE ? GNUTLS_CERT_REQUIRE :
 		    r->verify == VERIFY_OPTIONAL ? GNUTLS_CERT_REQUEST :
 		    GNUTLS_CERT_IGNORE);
-		if (c->ticket_key.data != NULL &&
+		if (c->ticket.data != NULL &&
 		    (ret = gnutls_session_ticket_enable_server(s,
-		    &c->ticket_key)) < 0)
+		    &c->ticket)) < 0)
 			goto fail;
 	} else {
 		if (!config_is_ip(r->server_name) &&
@@ -621,7 +764,7 @@ tls_session_new(const struct route *r, int fd, struct tls_rbuf *rb,
 		if (c->resume)
 			resume_take(r->tls, s);
 	}
-	if (c->nvdata > 0)
+	if (c->in_handshake)
 		gnutls_session_set_verify_cert2(s,
 		    (gnutls_typed_vdata_st *)(uintptr_t)c->vdata, c->nvdata, 0);
 	rb->fd = fd;
@@ -770,25 +913,44 @@ peer_allowed(gnutls_x509_crt_t crt, char *const *allow)
 	return 0;
 }
 
-/* Verify the peer's certificate; describe it in peer. */
+/*
+ * The one authorization decision, made after every handshake, full or
+ * resumed, against the route as it is now; describes the peer in peer.
+ * A resumed session carries the identity of the handshake that made its
+ * ticket, which GnuTLS does not check again: it is checked here like any
+ * other (chain, name, purpose, allow_peers, PSK identity). Returns 0, or
+ * -1 with why set.
+ */
 static int
-verify_peer(const struct route *r, gnutls_session_t s, char *why,
+authorize(const struct route *r, gnutls_session_t s, char *why,
     size_t whylen, char *peer, size_t peerlen)
 {
+	const struct tls_ctx *c = r->tls;
 	const gnutls_datum_t *certs;
-	gnutls_typed_vdata_st data;
 	gnutls_x509_crt_t crt = NULL;
 	gnutls_datum_t dn = { NULL, 0 };
+	char idbuf[300];
+	const char *id;
 	unsigned n = 0, st = 0;
-	int server = r->tls->server, ret = -1, check;
+	int ret = -1, check, chain;
 
-	/*
-	 * A resumed session is one this route verified when it began: its
-	 * ticket is sealed with this route's own key (unwrap), or was kept
-	 * from this route's own verified server (wrap).
-	 */
-	check = r->verify != VERIFY_NONE && !gnutls_session_is_resumed(s);
 	snprintf(peer, peerlen, "-");
+	if (gnutls_auth_get_type(s) == GNUTLS_CRD_PSK) {
+		id = c->server ? gnutls_psk_server_get_username(s) :
+		    r->psk_identity != NULL ? r->psk_identity :
+		    c->psk[0].identity;
+		snprintf(idbuf, sizeof(idbuf), "psk:%s", id ? id : "");
+		log_quote(idbuf, peer, peerlen);
+		if (c->server && (id == NULL || psk_find(c, id) == NULL)) {
+			snprintf(why, whylen, "psk identity %s: unknown "
+			    "identity", log_quote(id ? id : "", idbuf,
+			    sizeof(idbuf)));
+			return -1;
+		}
+		return 0;
+	}
+	check = r->verify != VERIFY_NONE;
+	chain = check && (!c->in_handshake || gnutls_session_is_resumed(s));
 	certs = gnutls_certificate_get_peers(s, &n);
 	/* Parsing the certificate is costly: only for the log or a check. */
 	if ((log_enabled(LOG_INFO) || (check && r->allow_peers != NULL)) &&
@@ -801,17 +963,15 @@ verify_peer(const struct route *r, gnutls_session_t s, char *why,
 	if (certs == NULL || n == 0) {
 		if (r->verify == VERIFY_OPTIONAL && r->allow_peers == NULL)
 			goto ok;
-		snprintf(why, whylen, server ? "no client certificate" :
+		snprintf(why, whylen, c->server ? "no client certificate" :
 		    "no server certificate");
 		goto out;
 	}
-	/* verify = optional on accept: the client's certificate, if any. */
-	if (r->tls->nvdata == 0) {
-		data.type = GNUTLS_DT_KEY_PURPOSE_OID;
-		data.data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT;
-		data.size = 0;
-		if ((ret = gnutls_certificate_verify_peers(s, &data, 1,
-		    &st)) < 0) {
+	if (chain) {
+		ret = gnutls_certificate_verify_peers(s,
+		    (gnutls_typed_vdata_st *)(uintptr_t)c->vdata, c->nvdata,
+		    &st);
+		if (ret < 0) {
 			snprintf(why, whylen, "certificate verification "
 			    "failed: %s", gnutls_strerror(ret));
 			ret = -1;
@@ -823,7 +983,6 @@ verify_peer(const struct route *r, gnutls_session_t s, char *why,
 			goto out;
 		}
 	}
-	ret = -1;
 	if (r->allow_peers != NULL &&
 	    (crt == NULL || !peer_allowed(crt, r->allow_peers))) {
 		snprintf(why, whylen, "peer not in allow_peers: %s",
@@ -987,7 +1146,6 @@ tls_handshake(const struct route *r, gnutls_session_t s, char *why,
 {
 	struct psk_seen seen = { r->tls, "", 0 };
 	char peer[512], idbuf[300];
-	const char *id;
 	long left = (long)r->handshake_timeout * 1000;
 	int ret, late;
 
@@ -1021,15 +1179,21 @@ tls_handshake(const struct route *r, gnutls_session_t s, char *why,
 			    seen.known ? "wrong key" : "unknown identity");
 		return -1;
 	}
-	if (gnutls_auth_get_type(s) == GNUTLS_CRD_PSK) {
-		id = r->tls->server ? gnutls_psk_server_get_username(s) :
-		    r->psk_identity != NULL ? r->psk_identity :
-		    r->tls->psk[0].identity;
-		snprintf(idbuf, sizeof(idbuf), "psk:%s", id ? id : "");
-		log_quote(idbuf, peer, sizeof(peer));
-	} else if (verify_peer(r, s, why, whylen, peer, sizeof(peer)) == -1) {
+	if (authorize(r, s, why, whylen, peer, sizeof(peer)) == -1) {
 		gnutls_alert_send(s, GNUTLS_AL_FATAL, GNUTLS_A_BAD_CERTIFICATE);
 		return -1;
+	}
+	/* Accepted: now, and only now, a ticket to resume with. */
+	if (r->tls->ticket.data != NULL &&
+	    gnutls_protocol_get_version(s) == GNUTLS_TLS1_3) {
+		do {
+			ret = gnutls_session_ticket_send(s, 1, 0);
+		} while (ret == GNUTLS_E_INTERRUPTED);
+		if (ret < 0) {
+			handshake_reason(s, ret, 1, r->server_name, why,
+			    whylen);
+			return -1;
+		}
 	}
 	snprintf(desc, desclen, "version=%s cipher=%s peer=%s%s",
 	    gnutls_protocol_get_name(gnutls_protocol_get_version(s)),
