@@ -12,10 +12,15 @@
  * End of stream is passed on as a half-close: a plain EOF becomes
  * close_notify (gnutls_bye(GNUTLS_SHUT_WR), called by the thread that
  * writes to that TLS session) and close_notify becomes shutdown(SHUT_WR).
- * The session ends when both directions have ended. Any error ends both at
- * once: session_fail() records the first reason and resets both sockets
- * (a timeout shuts them down), which wakes the other thread; nothing but
- * the owner ever close(2)s them.
+ * The session ends when both directions have ended. Anything else ends
+ * both at once: session_fail() records the first reason and resets both
+ * sockets, which wakes the other thread; nothing but the owner ever
+ * close(2)s them. An end the gateway forces (an error on either side, a
+ * timeout, the end of the shutdown grace, a refused handshake on the
+ * other side) always reaches a plaintext peer as a TCP reset, never as a
+ * FIN that it could take for a complete transfer; only a TLS end whose
+ * own handshake was refused is closed without one, so that the alert
+ * telling the peer why arrives.
  */
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -99,6 +104,8 @@ struct end {
 	gnutls_session_t	 tls;	/* NULL: plaintext */
 	const char		*name;	/* "client" or "server" */
 	int			 ticket;	/* a resumption ticket to keep */
+	int			 alerted;	/* its handshake was refused: closed
+					   without a reset, after the alert */
 };
 
 /* struct session's failed: why it ends is known, or only second-hand. */
@@ -112,7 +119,6 @@ struct session {
 	int64_t		 t0;		/* ms, monotonic */
 	atomic_llong	 last_io;	/* ms, monotonic: idle timeout */
 	atomic_int	 failed;	/* FAILED_*, after reason, under lock */
-	int		 reset;		/* close with RST; under lock */
 	int		 rejected;	/* failed before the relay began */
 	int		 starved;	/* for want of descriptors: the reject
 					   is logged at most once a second */
@@ -141,7 +147,6 @@ static unsigned		 nlive;		/* counted until fully freed */
 static unsigned		 max_sessions = 10000;
 static atomic_uint_fast64_t next_id = 1;
 static pthread_attr_t	 thread_attr;
-static uintptr_t	 page_size = 4096;
 
 /* A thread of the pool: runs fn(arg), then waits for the next job. */
 struct worker {
@@ -183,8 +188,6 @@ relay_init(void)
 
 	if ((reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1)
 		return -1;
-	if (sysconf(_SC_PAGESIZE) > 0)
-		page_size = (uintptr_t)sysconf(_SC_PAGESIZE);
 
 	if ((rc = pthread_condattr_init(&ca)) != 0 ||
 	    (rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC)) != 0 ||
@@ -209,37 +212,37 @@ relay_set_max_sessions(unsigned n)
 }
 
 /*
- * Wake the thread blocked on fd, never closing the descriptor under it.
- * With reset, the peer gets a TCP reset at once: connect(AF_UNSPEC)
- * disconnects the socket, where shutdown() would send a FIN that a
- * plaintext peer reads as a clean end before the reset comes.
+ * Wake the thread blocked on e's socket (or connecting it), never
+ * closing the descriptor under it. The peer gets a TCP reset at once:
+ * connect(AF_UNSPEC) disconnects the socket, where shutdown() alone would
+ * send a FIN that a plaintext peer reads as a clean end before the reset
+ * comes. An end that has sent an alert gets the FIN, after the alert.
  */
 static void
-wake(int fd, int reset)
+wake(const struct end *e)
 {
 	struct sockaddr sa = { .sa_family = AF_UNSPEC };
 
-	if (fd == -1)
+	if (e->fd == -1)
 		return;
 	/*
 	 * The system call itself: ThreadSanitizer's connect() takes it for
 	 * the making of a new descriptor, and reports the read() another
 	 * thread is blocked in as a race; the kernel defines both.
 	 */
-	if (reset)
-		(void)syscall(SYS_connect, fd, &sa, sizeof(sa));
-	(void)shutdown(fd, SHUT_RDWR);
+	if (!e->alerted)
+		(void)syscall(SYS_connect, e->fd, &sa, sizeof(sa));
+	(void)shutdown(e->fd, SHUT_RDWR);
 }
 
 /*
- * Record why the session ends and stop both directions at once: both
- * sockets are reset (an error) or shut down (a timeout, the end of the
- * shutdown grace). The first reason wins, but a FAILED_WEAK one gives
- * way to the first FAILED. Called with lock held, which keeps the
- * descriptors open meanwhile.
+ * Record why the session ends and stop both directions at once, with a
+ * reset. The first reason wins, but a FAILED_WEAK one gives way to the
+ * first FAILED. Called with lock held, which keeps the descriptors open
+ * meanwhile.
  */
 static void
-fail_locked(struct session *s, int reset, int how, const char *why)
+fail_locked(struct session *s, int how, const char *why)
 {
 	int was = atomic_load(&s->failed);
 
@@ -249,17 +252,16 @@ fail_locked(struct session *s, int reset, int how, const char *why)
 	atomic_store(&s->failed, how);
 	if (was != 0)
 		return;		/* both ends are stopped already */
-	s->reset = reset;
-	wake(s->cli.fd, reset);
-	wake(s->srv.fd, reset);
+	wake(&s->cli);
+	wake(&s->srv);
 }
 
 static void
-session_fail(struct session *s, int reset, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+session_fail(struct session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void
-session_fail(struct session *s, int reset, const char *fmt, ...)
+session_fail(struct session *s, const char *fmt, ...)
 {
 	char why[sizeof(s->reason)];
 	va_list ap;
@@ -268,7 +270,7 @@ session_fail(struct session *s, int reset, const char *fmt, ...)
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	pthread_mutex_lock(&lock);
-	fail_locked(s, reset, FAILED, why);
+	fail_locked(s, FAILED, why);
 	pthread_mutex_unlock(&lock);
 }
 
@@ -284,8 +286,8 @@ session_fail_tls(struct session *s, struct end *e, int err)
 
 	snprintf(why, sizeof(why), "%s: %s", e->name, gnutls_strerror(err));
 	pthread_mutex_lock(&lock);
-	fail_locked(s, 1, err == GNUTLS_E_INVALID_SESSION ? FAILED_WEAK :
-	    FAILED, why);
+	fail_locked(s, err == GNUTLS_E_INVALID_SESSION ? FAILED_WEAK : FAILED,
+	    why);
 	pthread_mutex_unlock(&lock);
 }
 
@@ -345,17 +347,27 @@ uncount(struct route *r)
 		(void)malloc_trim(0);
 }
 
-/* Publish an fd of the session so that relay_shutdown_all() can wake it. */
-static void
-set_fd(struct end *e, int fd)
+/*
+ * Publish fd as e's socket (or take it back, with -1), so that
+ * session_fail() and relay_shutdown_all() can wake the thread that waits
+ * on it. A session that has failed takes no new socket: -1, and the
+ * caller closes fd.
+ */
+static int
+set_fd(struct session *s, struct end *e, int fd)
 {
+	int ok;
+
 	pthread_mutex_lock(&lock);
-	e->fd = fd;
+	if ((ok = (fd == -1 || !atomic_load(&s->failed))))
+		e->fd = fd;
 	pthread_mutex_unlock(&lock);
+	return ok ? 0 : -1;
 }
 
+/* Bound a socket's waits to ms milliseconds (0: none), in 64 bits. */
 static void
-set_timeout(int fd, int opt, unsigned ms)
+set_timeout(int fd, int opt, int64_t ms)
 {
 	struct timeval tv = { (time_t)(ms / 1000),
 	    (suseconds_t)(ms % 1000) * 1000 };
@@ -377,7 +389,7 @@ tune_socket(int fd)
  * either direction for idle_timeout (end the session), else how many ms
  * are left to wait; -1 when there is no idle timeout.
  */
-static long
+static int64_t
 idle_left(struct session *s)
 {
 	int64_t idle = (int64_t)s->route->idle_timeout * 1000;
@@ -385,7 +397,7 @@ idle_left(struct session *s)
 
 	if (idle == 0)
 		return -1;
-	return (quiet >= idle) ? 0 : (long)(idle - quiet);
+	return (quiet >= idle) ? 0 : idle - quiet;
 }
 
 /*
@@ -399,8 +411,7 @@ end_read(struct session *s, struct end *e, unsigned char *buf, size_t len,
 {
 	char eb[128];
 	ssize_t n;
-	long left;
-	int64_t t0;
+	int64_t t0, left;
 	int again = 0;
 
 	for (;;) {
@@ -444,26 +455,26 @@ end_read(struct session *s, struct end *e, unsigned char *buf, size_t len,
 			if ((left = idle_left(s)) == 0)
 				break;
 			if (left > 0)
-				set_timeout(e->fd, SO_RCVTIMEO, (unsigned)left);
+				set_timeout(e->fd, SO_RCVTIMEO, left);
 			continue;
 		}
 		if (e->tls == NULL || n == GNUTLS_E_PULL_ERROR)
-			session_fail(s, 1, "%s: %s", e->name,
+			session_fail(s, "%s: %s", e->name,
 			    log_strerror(errno, eb, sizeof(eb)));
 		else if (n == GNUTLS_E_PREMATURE_TERMINATION)
-			session_fail(s, 1, "%s: TLS stream truncated (no "
+			session_fail(s, "%s: TLS stream truncated (no "
 			    "close_notify)", e->name);
 		else if (n == GNUTLS_E_FATAL_ALERT_RECEIVED)
-			session_fail(s, 1, "%s sent alert: %s", e->name,
+			session_fail(s, "%s sent alert: %s", e->name,
 			    gnutls_alert_get_name(gnutls_alert_get(e->tls)));
 		else if (n == GNUTLS_E_REHANDSHAKE)
-			session_fail(s, 1, "%s asked to renegotiate "
+			session_fail(s, "%s asked to renegotiate "
 			    "(refused)", e->name);
 		else
 			session_fail_tls(s, e, (int)n);
 		return -1;
 	}
-	session_fail(s, 0, "idle timeout");
+	session_fail(s, "idle timeout");
 	return -1;
 }
 
@@ -493,10 +504,10 @@ end_write(struct session *s, struct end *e,
 		if (n == GNUTLS_E_AGAIN) {	/* SO_SNDTIMEO: stalled */
 			if (idle_left(s) != 0)
 				continue;
-			session_fail(s, 0, "idle timeout (%s not "
+			session_fail(s, "idle timeout (%s not "
 			    "reading)", e->name);
 		} else if (e->tls == NULL || n == GNUTLS_E_PUSH_ERROR)
-			session_fail(s, 1, "%s: %s", e->name,
+			session_fail(s, "%s: %s", e->name,
 			    log_strerror(errno, eb, sizeof(eb)));
 		else
 			session_fail_tls(s, e, (int)n);
@@ -520,7 +531,7 @@ end_close_write(struct session *s, struct end *e)
 			session_fail_tls(s, e, ret);
 	} else if (shutdown(e->fd, SHUT_WR) == -1 && errno != ENOTCONN &&
 	    !atomic_load(&s->failed))
-		session_fail(s, 1, "%s: %s", e->name,
+		session_fail(s, "%s: %s", e->name,
 		    log_strerror(errno, eb, sizeof(eb)));
 }
 
@@ -582,7 +593,9 @@ format_peer(const struct sockaddr *sa, char *buf, size_t len)
 
 /*
  * Connect to the route's connect address, trying every address it
- * resolves to in turn, within connect_timeout in all.
+ * resolves to in turn, within connect_timeout in all. The socket is the
+ * session's while it connects, so that a failure elsewhere or the end of
+ * the shutdown grace stops the wait at once.
  */
 static int
 connect_out(struct session *s)
@@ -590,6 +603,7 @@ connect_out(struct session *s)
 	const struct addr *a = &s->route->connect;
 	struct addrinfo hints, *res = NULL, *ai;
 	int64_t deadline = now_ms() + (int64_t)s->route->connect_timeout * 1000;
+	int64_t left;
 	char eb[128], where[INET6_ADDRSTRLEN + 8];
 	int fd = -1, err = ETIMEDOUT, rc, flags;
 	socklen_t len;
@@ -602,12 +616,16 @@ connect_out(struct session *s)
 	if (config_is_ip(a->host))	/* no resolver: no files, no sockets */
 		hints.ai_flags |= AI_NUMERICHOST;
 	if ((rc = getaddrinfo(a->host, a->port, &hints, &res)) != 0) {
-		session_fail(s, 1, "resolve %s: %s", a->host,
+		session_fail(s, "resolve %s: %s", a->host,
 		    rc == EAI_SYSTEM ? log_strerror(errno, eb, sizeof(eb)) :
 		    gai_strerror(rc));
 		return -1;
 	}
-	for (ai = res; ai != NULL && now_ms() < deadline; ai = ai->ai_next) {
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		if ((left = deadline - now_ms()) <= 0) {
+			err = ETIMEDOUT;
+			break;
+		}
 		pthread_mutex_lock(&fd_lock);
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
 		    SOCK_NONBLOCK, ai->ai_protocol);
@@ -618,43 +636,54 @@ connect_out(struct session *s)
 				s->starved = 1;
 			continue;
 		}
+		if (set_fd(s, &s->srv, fd) == -1)
+			break;		/* failed meanwhile: reason is set */
 		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
 			break;
 		if ((err = errno) == EINPROGRESS) {
 			pfd.fd = fd;
 			pfd.events = POLLOUT;
-			rc = poll(&pfd, 1, (int)(deadline - now_ms()));
+			do {
+				rc = poll(&pfd, 1, (int)left);
+			} while (rc == -1 && errno == EINTR &&
+			    (left = deadline - now_ms()) > 0);
 			len = sizeof(err);
 			if (rc == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR,
 			    &err, &len) == 0 && err == 0)
 				break;
-			if (rc == 0)
+			if (rc != 1)
 				err = ETIMEDOUT;
 		}
+		(void)set_fd(s, &s->srv, -1);
 		(void)close(fd);
 		fd = -1;
+		if (atomic_load(&s->failed))
+			break;
 	}
-	if (fd != -1)
+	if (fd != -1 && !atomic_load(&s->failed))
 		format_peer(ai->ai_addr, where, sizeof(where));
 	freeaddrinfo(res);
+	if (atomic_load(&s->failed)) {
+		if (fd != -1 && set_fd(s, &s->srv, -1) == 0)
+			(void)close(fd);
+		return -1;
+	}
 	if (fd == -1) {
 		if (err == ETIMEDOUT)
-			session_fail(s, 1, "connect timeout (%s)",
-			    a->text);
+			session_fail(s, "connect timeout (%s)", a->text);
 		else
-			session_fail(s, 1, "connect %s:%s: %s", a->host,
+			session_fail(s, "connect %s:%s: %s", a->host,
 			    a->port, log_strerror(err, eb, sizeof(eb)));
 		return -1;
 	}
+	/* fd is the session's (s->srv.fd): session_close() closes it. */
 	if ((flags = fcntl(fd, F_GETFL)) == -1 ||
 	    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1) {
-		session_fail(s, 1, "connect: fcntl: %s",
+		session_fail(s, "connect: fcntl: %s",
 		    log_strerror(errno, eb, sizeof(eb)));
-		(void)close(fd);
 		return -1;
 	}
 	tune_socket(fd);
-	set_fd(&s->srv, fd);		/* now owned by the session */
 	log_event(LOG_INFO, s->route->name, s->id, "connect", "addr=%s",
 	    where);
 	return 0;
@@ -669,13 +698,16 @@ handshake(struct session *s, struct end *e)
 
 	if (tls_session_new(r, e->fd, &s->rbuf, &e->tls, why,
 	    sizeof(why)) == -1) {
-		session_fail(s, 1, "%s", why);
+		session_fail(s, "%s", why);
 		return -1;
 	}
-	set_timeout(e->fd, SO_SNDTIMEO, r->handshake_timeout * 1000);
+	set_timeout(e->fd, SO_SNDTIMEO, (int64_t)r->handshake_timeout * 1000);
 	if (tls_handshake(r, e->tls, why, sizeof(why), desc,
 	    sizeof(desc)) == -1) {
-		session_fail(s, 0, "%s", why);
+		pthread_mutex_lock(&lock);
+		e->alerted = 1;		/* its peer is told why */
+		fail_locked(s, FAILED, why);
+		pthread_mutex_unlock(&lock);
 		return -1;
 	}
 	log_event(LOG_INFO, r->name, s->id, "tls", "%s", desc);
@@ -688,7 +720,7 @@ handshake(struct session *s, struct end *e)
  * record timeout, which would poll() before every record.
  */
 static void
-end_timeouts(struct end *e, unsigned ms)
+end_timeouts(struct end *e, int64_t ms)
 {
 	set_timeout(e->fd, SO_SNDTIMEO, ms);
 	set_timeout(e->fd, SO_RCVTIMEO, ms);
@@ -698,19 +730,24 @@ end_timeouts(struct end *e, unsigned ms)
  * Open the session in the route's order. Unwrap: the client's handshake
  * and verification come first, so that a refused client never reaches the
  * plaintext server. Wrap: the outgoing connection and its handshake come
- * first, and the client is closed if they fail.
+ * first, and the client is reset if they fail. A session that has failed
+ * meanwhile (the end of the shutdown grace) goes no further.
  */
 static int
 session_open(struct session *s)
 {
 	const struct route *r = s->route;
-	unsigned idle = r->idle_timeout * 1000;
+	int64_t idle = (int64_t)r->idle_timeout * 1000;
 
+	if (atomic_load(&s->failed))
+		return -1;
 	if (r->accept.scheme == SCHEME_TLS && handshake(s, &s->cli) == -1)
 		return -1;
-	if (connect_out(s) == -1)
+	if (atomic_load(&s->failed) || connect_out(s) == -1)
 		return -1;
 	if (r->connect.scheme == SCHEME_TLS && handshake(s, &s->srv) == -1)
+		return -1;
+	if (atomic_load(&s->failed))
 		return -1;
 	/* From here on, idle_timeout bounds every wait of the relay. */
 	end_timeouts(&s->cli, idle);
@@ -769,6 +806,7 @@ session_close(struct session *s)
 	struct route *r = s->route;
 	const char *reason = "eof";
 	char q[300];
+	int reset;
 
 	unlist(s);			/* nobody wakes it now */
 
@@ -782,8 +820,10 @@ session_close(struct session *s)
 	log_event(LOG_INFO, r->name, s->id, "close",
 	    "reason=%s up=%" PRIu64 " down=%" PRIu64 " ms=%" PRId64,
 	    log_quote(reason, q, sizeof(q)), s->up, s->down, now_ms() - s->t0);
-	end_close(&s->cli, s->reset);
-	end_close(&s->srv, s->reset);
+	/* Any end but a clean one is a reset, but after an alert. */
+	reset = atomic_load(&s->failed) != 0;
+	end_close(&s->cli, reset && !s->cli.alerted);
+	end_close(&s->srv, reset && !s->srv.alerted);
 
 	uncount(r);
 	config_route_unref(r);
@@ -865,37 +905,6 @@ spawn(void *(*fn)(void *), void *arg)
 	return rc;
 }
 
-/*
- * Give back the pages of this thread's stack below the current frame. A
- * handshake goes about 8 KiB deeper than a relay ever does; once it is
- * done those pages only cost memory for as long as the session lasts
- * (the thread then serves other sessions from the pool). Nothing below
- * the frame is live: a page touched again is a fresh zero page.
- */
-static void
-release_stack(void)
-{
-	static _Thread_local uintptr_t lo, hi;
-	pthread_attr_t a;
-	void *addr;
-	size_t size;
-	uintptr_t sp = (uintptr_t)__builtin_frame_address(0), end;
-
-	if (hi == 0) {
-		if (pthread_getattr_np(pthread_self(), &a) != 0)
-			return;
-		if (pthread_attr_getstack(&a, &addr, &size) == 0) {
-			lo = (uintptr_t)addr;
-			hi = lo + size;
-		}
-		(void)pthread_attr_destroy(&a);
-	}
-	/* Below this frame and madvise()'s return address, page-aligned. */
-	end = (sp - 1024) & ~(page_size - 1);
-	if (sp < hi && end > lo)
-		(void)madvise((void *)lo, end - lo, MADV_DONTNEED);
-}
-
 static void *
 session_main(void *arg)
 {
@@ -914,11 +923,10 @@ session_main(void *arg)
 		goto out;
 	}
 	if ((rc = spawn(copy_up, &up)) != 0) {
-		session_fail(s, 1, "no thread: %s",
+		session_fail(s, "no thread: %s",
 		    log_strerror(rc, eb, sizeof(eb)));
 		goto out;
 	}
-	release_stack();
 	copy(&down);
 	while (sem_wait(&s->helper_done) == -1)
 		;		/* EINTR */
@@ -1076,6 +1084,6 @@ relay_shutdown_all(void)
 
 	pthread_mutex_lock(&lock);
 	for (s = live; s != NULL; s = s->next)
-		fail_locked(s, 0, FAILED, "shutdown");
+		fail_locked(s, FAILED, "shutdown");
 	pthread_mutex_unlock(&lock);
 }

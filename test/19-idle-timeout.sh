@@ -8,9 +8,16 @@
 #  3. data flows one way only, 12000 bytes at 4000 bytes/s (3 s, past the
 #     2 s timeout on both routes), then the server answers: nothing is
 #     cut, both routes close with reason=eof.
+# An idle timeout is an end the gateway forces: the plaintext client and
+# server of sessions 1 and 2 see a reset, not an end of stream (an
+# application must not take a cut-off exchange for a complete one).
+#  4. idle_timeout = 4294968 (past 2^32 milliseconds): an idle session's
+#     threads sleep; they do not wake every 0.7 s, as they would if the
+#     timeout were cut to 32 bits (judged without a sanitizer, whose own
+#     threads wake).
 . "$TESTLIB"
 
-ports A1 B1 C1 A2 B2 C2 A3 B3 C3
+ports A1 B1 C1 A2 B2 C2 A3 B3 C3 A4 C4
 # pair N A B C WRAP_IDLE UNWRAP_IDLE: routes wrapN (tcp A -> tls B) and
 # unwrapN (tls B -> tcp C) with those idle timeouts
 pair() {
@@ -64,8 +71,11 @@ idle_closed() {
 	fi
 	note "$line"
 	wait_log "cli$1.err" 'xfer: received' 5
-	# The server's end may be an EOF or a reset; it must come.
+	grep -q 'xfer: received 0 bytes, reset' "cli$1.err" ||
+	    fail "$2: the client saw no reset: $(cat "cli$1.err")"
 	wait_for 5 "server $1 to see its connection end" _gone "$3"
+	grep -q 'xfer: received 0 bytes, reset' "srv$1.err" ||
+	    fail "$2: the server saw no reset: $(cat "srv$1.err")"
 }
 idle_closed 1 wrap1 "$srv1"
 
@@ -79,3 +89,33 @@ log_has gw.log 'route=wrap3 .*event=close reason=eof up=12000 down=7 '
 log_has gw.log 'route=unwrap3 .*event=close reason=eof up=12000 down=7 '
 
 idle_closed 2 unwrap2 "$srv2"
+
+# 4. A timeout past 2^32 ms: the threads of an idle session stay asleep.
+cat >routes4.ini <<EOF
+[forward]
+accept = tcp://127.0.0.1:$A4
+connect = tcp://127.0.0.1:$C4
+idle_timeout = 4294968
+EOF
+gw_start gw4 routes4.ini
+gw4=$GW_PID
+bg srv4 "$HELPERS/xfer" -l -w 127.0.0.1 "$C4" /dev/null got4
+wait_port "$C4"
+bg cli4 "$HELPERS/xfer" -p 60000 127.0.0.1 "$A4" /dev/null out4
+_relayed() {
+	[ -n "$(ss -tnH state established "sport = :$C4" 2>/dev/null)" ]
+}
+wait_for 10 "the session to reach the server" _relayed
+# switches PID: voluntary context switches of all PID's threads
+switches() {
+	cat /proc/"$1"/task/*/status 2>/dev/null |
+	    awk '/^voluntary_ctxt_switches/ { n += $2 } END { print n + 0 }'
+}
+before=$(switches "$gw4")
+sleep 3
+woke=$(($(switches "$gw4") - before))
+note "idle_timeout = 4294968: the gateway's threads woke $woke times in 3 s"
+if [ -z "$(sanitizer)" ] && [ "$woke" -gt 3 ]; then
+	fail "an idle session woke $woke times in 3 s with idle_timeout = 4294968"
+fi
+log_lacks gw4.log 'event=close'

@@ -8,7 +8,8 @@
 #  2. shutdown_grace = 1: SIGINT (which sh starts background jobs with
 #     ignored: tlsgate must take it back) with an idle session open. After
 #     about a second the session is closed with reason "shutdown", both of
-#     its ends see it, and the gateway exits 0.
+#     its plaintext ends see a reset (not an end of stream), and the
+#     gateway exits 0.
 . "$TESTLIB"
 
 ports A B C A2 B2 C2
@@ -67,5 +68,9 @@ log_has gw2.log 'route=wrap .*event=close reason='
 log_has gw2.log 'route=unwrap .*event=close reason='
 log_has gw2.log 'route=(un)?wrap .*event=close reason=shutdown'
 wait_log cli2.err 'xfer: received' 5
+grep -q 'received 0 bytes, reset' cli2.err ||
+    fail "the client saw no reset: $(cat cli2.err)"
 wait_for 5 "the server to see its connection end" _gone "$srv2"
+grep -q 'received 0 bytes, reset' srv2.err ||
+    fail "the server saw no reset: $(cat srv2.err)"
 note "exit $took ms after SIGINT with grace 1 s"

@@ -13,6 +13,7 @@
 #   wait_log FILE ERE [SECS]     wait until a line of FILE matches
 #   wait_count FILE ERE N [SECS] wait until N lines of FILE match
 #   wait_port PORT [SECS]        wait until something listens on PORT
+#   no_answer PORT               a listener whose connections never complete
 #   wait_exit PID [SECS]         wait for PID to end; returns its status
 #   proc_alive PID, stop [-SIG] PID..., count_lines FILE ERE, now_ms
 #   log_has/log_lacks FILE ERE, same_file A B, expect_rc WANT GOT WHAT
@@ -320,6 +321,31 @@ exchange() {
 	wait_exit "$_srv" 10 || fail "$5: server: $(cat srv.err)"
 	same_file "$3" got "$5: the request"
 	same_file "$4" out "$5: the answer"
+}
+
+# --- a server that never answers ---------------------------------------
+
+# no_answer PORT: a listener on PORT whose queue is full, so that a new
+# connection to it waits in SYN-SENT (its SYNs are dropped) until the
+# connecting side gives up: a listener with backlog 0 that never accepts,
+# filled with connections of our own until one cannot get in. Skips the
+# test where the kernel does not limit the queue so.
+_queued() {	# _queued PORT N: N connections to PORT are established
+	[ "$(ss -tnH state established "dport = :$1" 2>/dev/null |
+	    grep -c .)" -ge "$2" ]
+}
+no_answer() {
+	bg "noanswer$1" "$HELPERS/sink" -n -b 0 127.0.0.1 "$1"
+	wait_port "$1"
+	_n=0
+	while :; do
+		bg "filler$1-$_n" "$HELPERS/xfer" -p 60000 127.0.0.1 "$1" \
+		    /dev/null "filler$1-$_n.got"
+		_n=$((_n + 1))
+		poll_for 1 _queued "$1" "$_n" || break
+		[ "$_n" -lt 5 ] ||
+		    skip "a listen() backlog of 0 does not limit the queue here"
+	done
 }
 
 # --- a session that lasts ---------------------------------------------
