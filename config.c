@@ -306,14 +306,23 @@ on_key(void *user, const char *section, const char *name, const char *value)
 		slot = &sec->value[k];
 		lslot = &sec->key_line[k];
 	}
-	if (*slot != NULL) {
+	if (*lslot != 0) {
 		add_error(p->errs, "%s:%d: [%s] %s: given twice (first at "
 		    "line %d)", p->path, p->lineno, section, name, *lslot);
 		return 1;
 	}
+	*lslot = p->lineno;
+	/*
+	 * "key =" says nothing: an error, never an empty name or path. The
+	 * key counts as given (no "missing" on top), with no value.
+	 */
+	if (value[0] == '\0') {
+		add_error(p->errs, "%s:%d: [%s] %s: empty value", p->path,
+		    p->lineno, section, name);
+		return 1;
+	}
 	if ((*slot = strdup(value)) == NULL)
 		return 0;
-	*lslot = p->lineno;
 	return 1;
 }
 
@@ -497,6 +506,13 @@ config_route_unref(struct route *r)
 		route_free(r);
 }
 
+/* Was key k written in the section (even with an empty value)? */
+static int
+given(const struct section *sec, enum key k)
+{
+	return sec->key_line[k] != 0;
+}
+
 /* Take a raw value: the route now owns it. */
 static char *
 take(struct section *sec, enum key k)
@@ -547,7 +563,11 @@ check_number(struct parse *p, struct section *sec, enum key k,
 	return 0;
 }
 
-/* Check the keys that must, or must not, be there for the route's kind. */
+/*
+ * Check the keys that must, or must not, be there for the route's kind.
+ * Every problem is reported; returns -1 if there was one, and -2 if the
+ * route has no single TLS side whose keys could be loaded.
+ */
 static int
 check_kind(struct parse *p, struct section *sec, const struct route *r)
 {
@@ -559,14 +579,14 @@ check_kind(struct parse *p, struct section *sec, const struct route *r)
 	if (tls_accept && tls_connect) {
 		sec_error(p, sec, K_CONNECT, "tls->tls routes are not "
 		    "supported");
-		return -1;
+		return -2;
 	}
 	if (tls_accept || tls_connect)
 		allowed |= TLS_KEYS;
 	if (tls_connect)
 		allowed |= CONNECT_ONLY;
 	for (k = K_CERT; k <= K_RESUMPTION; k++) {
-		if (sec->value[k] == NULL || (allowed & (1u << k)))
+		if (!given(sec, k) || (allowed & (1u << k)))
 			continue;
 		if (!tls_accept && !tls_connect)
 			sec_error(p, sec, k, "not allowed on a tcp->tcp "
@@ -576,21 +596,21 @@ check_kind(struct parse *p, struct section *sec, const struct route *r)
 			    "connect");
 		bad = -1;
 	}
-	if (bad)
-		return -1;
-	if ((sec->value[K_CERT] == NULL) != (sec->value[K_KEY] == NULL)) {
-		sec_error(p, sec, sec->value[K_CERT] == NULL ? K_CERT : K_KEY,
+	if (!tls_accept && !tls_connect)
+		return bad ? -2 : 0;
+	if (given(sec, K_CERT) != given(sec, K_KEY)) {
+		sec_error(p, sec, given(sec, K_CERT) ? K_KEY : K_CERT,
 		    "missing: cert and key go together");
 		bad = -1;
 	}
-	if (tls_accept && sec->value[K_CERT] == NULL &&
-	    sec->value[K_KEY] == NULL && sec->value[K_PSK_FILE] == NULL) {
+	if (tls_accept && !given(sec, K_CERT) && !given(sec, K_KEY) &&
+	    !given(sec, K_PSK_FILE)) {
 		sec_error(p, sec, K_CERT, "missing: a tls:// accept needs "
 		    "cert and key (or psk_file)");
 		bad = -1;
 	}
-	if (sec->value[K_PSK_IDENTITY] != NULL &&
-	    sec->value[K_PSK_FILE] == NULL) {
+	if (tls_connect && given(sec, K_PSK_IDENTITY) &&
+	    !given(sec, K_PSK_FILE)) {
 		sec_error(p, sec, K_PSK_IDENTITY, "needs psk_file");
 		bad = -1;
 	}
@@ -687,7 +707,8 @@ build_route(struct parse *p, struct section *sec, const struct defaults *d)
 		struct addr *a = (k == K_ACCEPT) ? &r->accept : &r->connect;
 
 		if (sec->value[k] == NULL) {
-			sec_error(p, sec, k, "missing");
+			if (!given(sec, k))	/* else reported as empty */
+				sec_error(p, sec, k, "missing");
 			bad = -1;
 		} else if ((why = config_parse_addr(sec->value[k], a)) != NULL) {
 			sec_error(p, sec, k, "%s: \"%s\"", why,
@@ -718,8 +739,13 @@ build_route(struct parse *p, struct section *sec, const struct defaults *d)
 	if (sec->value[K_ACCEPT] == NULL || sec->value[K_CONNECT] == NULL ||
 	    r->accept.text[0] == '\0' || r->connect.text[0] == '\0')
 		goto fail;	/* the route's kind is unknown */
-	if (check_kind(p, sec, r) == -1)
+	/*
+	 * Go on loading the TLS side after a key in the wrong place, so
+	 * that a missing file or a bad priority is reported too.
+	 */
+	if ((k = check_kind(p, sec, r)) == -2)
 		goto fail;
+	bad |= k;
 	if (r->accept.scheme == SCHEME_TLS || r->connect.scheme == SCHEME_TLS) {
 		bad |= check_tls(p, sec, r);
 		if (p->load && tls_ctx_new(r, &r->tls, tls_report, &rep) == -1)

@@ -81,6 +81,32 @@ static const struct error_case error_cases[] = {
 	  { "$F:4: [r] resumption: not allowed on a tcp->tcp route "
 	    "(no TLS side)" }, 0 },
 
+	{ "a key in the wrong place hides nothing else of its section",
+	  "[r]\n" UNWRAP "server_name = localhost\nca = $P/nope.pem\n"
+	  "priority = NORMAL:+BOGUS\n",
+	  { "$F:6: [r] server_name: applies only to a tls:// connect",
+	    "$F:7: [r] ca: cannot read $P/nope.pem: No such file or "
+	    "directory",
+	    "$F:8: [r] priority: bad priority string at position 7: "
+	    "\"+BOGUS\"" }, 0 },
+	{ "misplaced keys and a missing key file, each reported",
+	  "[r]\naccept = tls://127.0.0.1:5002\ncert = $P/server.pem\n"
+	  "key = $P/nope.key\nconnect = tcp://127.0.0.1:5003\n"
+	  "psk_identity = alice\nserver_name = x\n",
+	  { "$F:4: [r] key: cannot read $P/nope.key: No such file or "
+	    "directory",
+	    "$F:6: [r] psk_identity: applies only to a tls:// connect",
+	    "$F:7: [r] server_name: applies only to a tls:// connect" }, 0 },
+	{ "empty values",
+	  "[gateway]\nlog_level =\n[r]\n" WRAP "server_name =\n"
+	  "cert = ; a comment only\nkey = $P/client.key\n",
+	  { "$F:2: [gateway] log_level: empty value",
+	    "$F:7: [r] server_name: empty value",
+	    "$F:8: [r] cert: empty value" }, 0 },
+	{ "an empty address is not also missing",
+	  "[r]\naccept =\nconnect = tcp://127.0.0.1:5003\n",
+	  { "$F:2: [r] accept: empty value" }, 0 },
+
 	/* Addresses. */
 	{ "missing accept",
 	  "[r]\nconnect = tcp://127.0.0.1:5003\n",
