@@ -314,46 +314,89 @@ tls_default_priority(void)
 }
 
 /*
- * Can path be read as a file? Names the cause the way open(2) does; with
- * pem set, the file must also hold a PEM block of that kind.
+ * A file's bytes, read at once into one buffer of the file's size (so
+ * that no copy of a key is left behind by a buffer that grew), with a
+ * NUL after them. file_free() wipes it.
+ */
+struct file {
+	unsigned char	*data;
+	size_t		 len;
+	mode_t		 mode;
+};
+
+#define FILE_MAX	(64 * 1024 * 1024)
+
+static void
+file_free(struct file *f)
+{
+	if (f->data != NULL) {
+		explicit_bzero(f->data, f->len + 1);
+		free(f->data);
+	}
+	f->data = NULL;
+	f->len = 0;
+}
+
+/*
+ * Read path for key k of the route. Names the cause the way open(2)
+ * does; with pem set, the file must also hold a PEM block of that kind.
+ * A file that holds secrets (secret set) and is open to group or others
+ * is loaded with a warning.
  */
 static int
-readable(const char *path, const char *pem, tls_err_fn *err, void *arg,
-    enum key k)
+file_load(const struct route *r, const char *path, const char *pem,
+    int secret, tls_err_fn *err, void *arg, enum key k, struct file *f)
 {
-	gnutls_datum_t d = { NULL, 0 };
 	char buf[128];
 	struct stat st;
+	ssize_t n;
+	size_t got = 0;
 	int fd, e = 0;
 
+	memset(f, 0, sizeof(*f));
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		e = errno;
 	else if (fstat(fd, &st) == -1)
 		e = errno;
 	else if (S_ISDIR(st.st_mode))
 		e = EISDIR;
+	else if (st.st_size > FILE_MAX)
+		e = EFBIG;
+	else if ((f->data = malloc((size_t)st.st_size + 1)) == NULL)
+		e = ENOMEM;
+	while (e == 0 && got < (size_t)st.st_size) {
+		if ((n = read(fd, f->data + got, (size_t)st.st_size - got)) ==
+		    -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			e = errno;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
 	if (fd != -1)
 		(void)close(fd);
 	if (e != 0) {
+		f->len = got;
+		file_free(f);
 		err(arg, k, "cannot read %s: %s", path,
 		    log_strerror(e, buf, sizeof(buf)));
 		return -1;
 	}
-	if (pem == NULL)
-		return 0;
-	if (gnutls_load_file(path, &d) < 0 || d.data == NULL ||
-	    memmem(d.data, d.size, "-----BEGIN ", 11) == NULL ||
-	    memmem(d.data, d.size, pem, strlen(pem)) == NULL)
-		e = -1;
-	if (d.data != NULL) {
-		gnutls_memset(d.data, 0, d.size);	/* may be a key */
-		gnutls_free(d.data);
-	}
-	if (e != 0) {
+	f->len = got;
+	f->data[got] = '\0';
+	f->mode = st.st_mode;
+	if (pem != NULL && (memmem(f->data, f->len, "-----BEGIN ", 11) ==
+	    NULL || memmem(f->data, f->len, pem, strlen(pem)) == NULL)) {
+		file_free(f);
 		err(arg, k, "no PEM %s in %s", pem[0] == 'C' ? "certificate" :
 		    "private key", path);
 		return -1;
 	}
+	if (secret && (st.st_mode & 077) != 0)
+		log_event(LOG_WARN, r->name, 0, "config", "%s=%s reason=\"key "
+		    "file is open to group or others (mode %04o)\"",
+		    config_key_name(k), path, (unsigned)(st.st_mode & 07777));
 	return 0;
 }
 
@@ -407,47 +450,49 @@ static int
 psk_load(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
     void *arg)
 {
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t len;
+	struct file f;
+	char *line, *next, *end;
 	const char *why;
-	struct psk *v;
-	struct stat st;
-	FILE *fp;
+	size_t n = 1;
 	int lineno = 0, bad = 0;
 
-	if (readable(r->psk_file, NULL, err, arg, K_PSK_FILE) == -1 ||
-	    (fp = fopen(r->psk_file, "re")) == NULL)
+	if (file_load(r, r->psk_file, NULL, 1, err, arg, K_PSK_FILE, &f) ==
+	    -1)
 		return -1;
-	if (fstat(fileno(fp), &st) == 0 && (st.st_mode & 077) != 0)
-		log_event(LOG_WARN, r->name, 0, "config", "psk_file=%s "
-		    "reason=\"key file is readable by group or others\"",
-		    r->psk_file);
-	while ((len = getline(&line, &cap, fp)) != -1) {
+	/* One array for every line: never moved, so no copy is left. */
+	for (line = (char *)f.data; (line = strchr(line, '\n')) != NULL;
+	    line++)
+		n++;
+	if ((c->psk = calloc(n, sizeof(*c->psk))) == NULL) {
+		file_free(&f);
+		err(arg, K_PSK_FILE, "out of memory");
+		return -1;
+	}
+	end = (char *)f.data + f.len;
+	for (line = (char *)f.data; line < end; line = next) {
+		if ((next = memchr(line, '\n', (size_t)(end - line))) != NULL)
+			*next++ = '\0';
+		else
+			next = end;
 		lineno++;
-		if (line[0] == '\n' || line[0] == '#')
+		if (line[0] == '\0' || line[0] == '#' || line[0] == '\r')
 			continue;
-		if (len > 300) {
+		if (strlen(line) > 300) {
 			err(arg, K_PSK_FILE, "%s:%d: line too long",
 			    r->psk_file, lineno);
 			bad = -1;
 			continue;
 		}
-		if ((v = realloc(c->psk, (c->npsk + 1) * sizeof(*v))) == NULL)
-			break;
-		c->psk = v;
-		memset(&v[c->npsk], 0, sizeof(*v));
-		if ((why = psk_parse_line(line, &v[c->npsk])) != NULL) {
+		if ((why = psk_parse_line(line, &c->psk[c->npsk])) != NULL) {
+			/* What was decoded of a bad line goes too. */
+			explicit_bzero(&c->psk[c->npsk], sizeof(c->psk[0]));
 			err(arg, K_PSK_FILE, "%s:%d: %s", r->psk_file, lineno,
 			    why);
 			bad = -1;
 		} else
 			c->npsk++;
 	}
-	if (line != NULL)
-		explicit_bzero(line, cap);
-	free(line);
-	(void)fclose(fp);
+	file_free(&f);
 	if (bad == 0 && c->npsk == 0) {
 		err(arg, K_PSK_FILE, "no key in %s", r->psk_file);
 		bad = -1;
@@ -537,31 +582,122 @@ gnutls_fail:
 	return -1;
 }
 
-/* The route's certificate and key, if any. */
+static int
+b64val(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+/*
+ * The DER of the first "-----BEGIN ...PRIVATE KEY-----" block of a PEM
+ * file, decoded here into a buffer that is wiped after use: GnuTLS's own
+ * PEM decoder leaves a copy of the base64 text in memory it frees without
+ * wiping. Returns NULL or what is wrong.
+ */
+static const char *
+pem_key_der(const struct file *f, struct file *der)
+{
+	const char *p = (const char *)f->data, *end = p + f->len, *q, *lbl;
+	unsigned v = 0;
+	int bits = 0, c;
+
+	memset(der, 0, sizeof(*der));
+	for (;;) {
+		if ((p = memmem(p, (size_t)(end - p), "-----BEGIN ", 11)) ==
+		    NULL)
+			return "no PEM private key";
+		lbl = p + 11;
+		if ((q = memmem(lbl, (size_t)(end - lbl), "-----", 5)) == NULL)
+			return "no PEM private key";
+		p = q + 5;
+		if (q - lbl >= 11 && memcmp(q - 11, "PRIVATE KEY", 11) == 0)
+			break;
+	}
+	if ((q = memmem(p, (size_t)(end - p), "-----END ", 9)) == NULL)
+		return "PEM private key without its END line";
+	if (memchr(p, ':', (size_t)(q - p)) != NULL)
+		return "encrypted PEM private keys are not supported";
+	if ((der->data = malloc((size_t)(q - p) * 3 / 4 + 1)) == NULL)
+		return "out of memory";
+	for (; p < q; p++) {
+		if (*p == '=' || *p == ' ' || *p == '\t' || *p == '\r' ||
+		    *p == '\n')
+			continue;
+		if ((c = b64val((unsigned char)*p)) == -1) {
+			file_free(der);
+			return "bad base64 in the PEM private key";
+		}
+		v = v << 6 | (unsigned)c;
+		if ((bits += 6) >= 8) {
+			bits -= 8;
+			der->data[der->len++] = (unsigned char)(v >> bits);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * The route's certificate chain and key, if any. The key's PEM is
+ * decoded here (pem_key_der) and given to GnuTLS as DER.
+ */
 static int
 x509_load_cert(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
     void *arg)
 {
-	int ret;
+	struct file crt, key, der = { NULL, 0, 0 };
+	gnutls_x509_crt_t *crts = NULL;
+	gnutls_x509_privkey_t pk = NULL;
+	gnutls_datum_t d;
+	const char *why = NULL;
+	unsigned i, n = 0;
+	int ret = 0, bad;
 
-	if (r->cert == NULL)
+	if (r->cert == NULL || r->key == NULL)	/* reported by config.c */
 		return 0;
-	if ((readable(r->cert, "CERTIFICATE", err, arg, K_CERT) |
-	    readable(r->key, "PRIVATE KEY", err, arg, K_KEY)) != 0)
-		return -1;
-	ret = gnutls_certificate_set_x509_key_file2(c->x509, r->cert, r->key,
-	    GNUTLS_X509_FMT_PEM, NULL, 0);
-	if (ret == GNUTLS_E_CERTIFICATE_KEY_MISMATCH) {
-		err(arg, K_KEY, "%s does not match the certificate in %s",
-		    r->key, r->cert);
-		return -1;
+	bad = file_load(r, r->cert, "CERTIFICATE", 0, err, arg, K_CERT,
+	    &crt) | file_load(r, r->key, "PRIVATE KEY", 1, err, arg, K_KEY,
+	    &key);
+	if (bad == 0 && (why = pem_key_der(&key, &der)) != NULL)
+		err(arg, K_KEY, "%s: %s", r->key, why);
+	if (bad == 0 && why == NULL) {
+		d.data = crt.data;
+		d.size = (unsigned)crt.len;
+		if ((ret = gnutls_x509_crt_list_import2(&crts, &n, &d,
+		    GNUTLS_X509_FMT_PEM, 0)) < 0)
+			err(arg, K_CERT, "cannot load %s: %s", r->cert,
+			    gnutls_strerror(ret));
 	}
-	if (ret < 0) {
-		err(arg, K_CERT, "cannot load %s with key %s: %s", r->cert,
-		    r->key, gnutls_strerror(ret));
-		return -1;
+	if (bad == 0 && why == NULL && ret >= 0) {
+		d.data = der.data;
+		d.size = (unsigned)der.len;
+		if ((ret = gnutls_x509_privkey_init(&pk)) < 0 ||
+		    (ret = gnutls_x509_privkey_import2(pk, &d,
+		    GNUTLS_X509_FMT_DER, NULL, 0)) < 0)
+			err(arg, K_KEY, "cannot load %s: %s", r->key,
+			    gnutls_strerror(ret));
+		else if ((ret = gnutls_certificate_set_x509_key(c->x509, crts,
+		    n, pk)) == GNUTLS_E_CERTIFICATE_KEY_MISMATCH)
+			err(arg, K_KEY, "%s does not match the certificate "
+			    "in %s", r->key, r->cert);
+		else if (ret < 0)
+			err(arg, K_CERT, "cannot load %s with key %s: %s",
+			    r->cert, r->key, gnutls_strerror(ret));
 	}
-	return 0;
+	if (pk != NULL)
+		gnutls_x509_privkey_deinit(pk);
+	for (i = 0; i < n; i++)
+		gnutls_x509_crt_deinit(crts[i]);
+	gnutls_free(crts);
+	file_free(&der);
+	file_free(&crt);
+	file_free(&key);
+	return (bad || why != NULL || ret < 0) ? -1 : 0;
 }
 
 /* The route's trust anchors, if any: a file, or the system's. */
@@ -569,6 +705,8 @@ static int
 x509_load_ca(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
     void *arg)
 {
+	struct file f;
+	gnutls_datum_t d;
 	int ret;
 
 	if (r->ca == NULL)
@@ -583,10 +721,13 @@ x509_load_ca(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
 		}
 		return 0;
 	}
-	if (readable(r->ca, "CERTIFICATE", err, arg, K_CA) == -1)
+	if (file_load(r, r->ca, "CERTIFICATE", 0, err, arg, K_CA, &f) == -1)
 		return -1;
-	ret = gnutls_certificate_set_x509_trust_file(c->x509, r->ca,
+	d.data = f.data;
+	d.size = (unsigned)f.len;
+	ret = gnutls_certificate_set_x509_trust_mem(c->x509, &d,
 	    GNUTLS_X509_FMT_PEM);
+	file_free(&f);
 	if (ret <= 0) {
 		err(arg, K_CA, "no CA certificate in %s%s%s", r->ca,
 		    ret < 0 ? ": " : "", ret < 0 ? gnutls_strerror(ret) : "");
