@@ -53,7 +53,7 @@ log_event(enum log_level level, const char *route, uint64_t id,
 	char line[2048];
 	struct timespec ts;
 	struct tm tm;
-	size_t n, cap = sizeof(line) - 1;	/* room for '\n' */
+	size_t n, cap = sizeof(line);
 	ssize_t w;
 	va_list ap;
 	int r;
@@ -86,8 +86,12 @@ log_event(enum log_level level, const char *route, uint64_t id,
 		va_end(ap);
 		n += (r > 0) ? (size_t)r : 0;
 	}
-	if (n > cap)
-		n = cap;	/* truncated: still one line */
+	/*
+	 * Cut: snprintf() stopped at the end of line with a NUL, whose
+	 * place the newline takes.
+	 */
+	if (n >= cap)
+		n = cap - 1;
 	line[n++] = '\n';
 	do {
 		w = write(STDERR_FILENO, line, n);

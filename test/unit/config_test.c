@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1132,6 +1133,45 @@ rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 	return 0;
 }
 
+/*
+ * log.c: a line longer than a log line can hold is cut, and is still one
+ * line of text: its last byte the newline, no NUL in it.
+ */
+static void
+test_log_cut(void)
+{
+	struct check ck = { "a cut log line", "" };
+	char big[3000], got[4096], path[sizeof(dir) + 16];
+	ssize_t n;
+	int fd, save;
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	snprintf(path, sizeof(path), "%s/log.out", dir);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600)) == -1 ||
+	    (save = dup(STDERR_FILENO)) == -1 ||
+	    dup2(fd, STDERR_FILENO) == -1) {
+		fail(ck.name, strerror(errno));
+		return;
+	}
+	log_event(LOG_ERROR, "r", 1, "test", "detail=%s", big);
+	(void)dup2(save, STDERR_FILENO);
+	(void)close(save);
+	n = pread(fd, got, sizeof(got), 0);
+	(void)close(fd);
+	check_int(&ck, "bytes written", n, 2048);
+	if (ck.why[0] == '\0' && memchr(got, '\0', (size_t)n) != NULL)
+		snprintf(ck.why, sizeof(ck.why), "a NUL byte at %td of %zd",
+		    (char *)memchr(got, '\0', (size_t)n) - got, n);
+	check_int(&ck, "newlines", memchr(got, '\n', (size_t)n) ==
+	    got + n - 1, 1);
+	check_int(&ck, "the byte before the newline", got[n - 2], 'x');
+	if (ck.why[0] == '\0')
+		pass();
+	else
+		fail(ck.name, ck.why);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1151,6 +1191,7 @@ main(int argc, char **argv)
 	test_gateway();
 	test_psk();
 	test_helpers();
+	test_log_cut();
 out:
 	if (dir[0] != '\0' &&
 	    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) == -1)
