@@ -54,7 +54,10 @@ chmod 600 server.key keys.psk
 log_lacks check2.err 'event=config'
 
 # 2. The memory of a gateway that has loaded them, and then failed to
-# load the bad PSK file on a reload.
+# load the bad PSK file on a reload. Not under a sanitizer: AddressSanitizer
+# keeps freed memory aside unwiped on purpose (its quarantine), and its
+# shadow memory is terabytes of mappings.
+[ -z "$(sanitizer)" ] || skip "the memory check needs a build without a sanitizer"
 gw_start gw2 routes.ini
 gw2=$GW_PID
 sed 's/keys.psk/bad.psk/' routes.ini >bad.ini

@@ -6,7 +6,8 @@
  * place one is found: "memscan: found LINE in MAPPING at ADDRESS". Lines
  * shorter than 16 bytes are ignored (too likely by chance). Needs the
  * right to trace PID (root, or the same user where ptrace is not
- * restricted).
+ * restricted). Mappings over 1 GiB are skipped (with a line saying so):
+ * reading one faults its pages in.
  *   -x      each line is bytes in hex, to be searched as bytes
  *   -n MAX  a pattern may be found up to MAX times (default 0)
  * Exit: 0 no pattern found more than MAX times; 1 one was; 2 the memory
@@ -28,6 +29,7 @@ static const char *prog = "memscan";
 
 #define MAX_PATTERNS	256
 #define CHUNK		(1024 * 1024)
+#define MAX_MAPPING	((uint64_t)1 << 30)	/* larger ones are skipped */
 
 static char	*pat[MAX_PATTERNS];
 static size_t	 patlen[MAX_PATTERNS];
@@ -133,6 +135,15 @@ main(int argc, char **argv)
 			continue;
 		if (strcmp(name, "[vvar]") == 0 || strcmp(name, "[vsyscall]") == 0)
 			continue;
+		/*
+		 * Reading a mapping faults its pages in: a sanitizer's
+		 * shadow (terabytes) would fill the machine's memory.
+		 */
+		if (hi - lo > MAX_MAPPING) {
+			printf("memscan: skipped a mapping of %" PRIu64
+			    " MiB\n", (hi - lo) >> 20);
+			continue;
+		}
 		keep = 0;
 		for (at = lo; at < hi; at += len) {
 			len = hi - at < CHUNK ? (size_t)(hi - at) : CHUNK;
