@@ -530,16 +530,44 @@ struct tls_report {
 };
 
 static void
-tls_report(void *arg, enum key k, const char *fmt, ...)
+tls_report(void *arg, const char *key, const char *fmt, ...)
 {
 	struct tls_report *t = arg;
 	char msg[1024];
 	va_list ap;
+	int k;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	sec_error(t->p, t->sec, (int)k, "%s", msg);
+	for (k = 0; k < K_COUNT && strcmp(key_names[k], key) != 0; k++)
+		;
+	sec_error(t->p, t->sec, k < K_COUNT ? k : -1, "%s", msg);
+}
+
+/* Load route r's TLS side (tls.c): credentials, keys, priorities. */
+static int
+load_tls(struct route *r, struct tls_report *rep)
+{
+	struct tls_conf tc;
+
+	memset(&tc, 0, sizeof(tc));
+	tc.name = r->name;
+	tc.server = (r->accept.scheme == SCHEME_TLS);
+	tc.cert = r->cert;
+	tc.key = r->key;
+	tc.ca = r->ca;
+	tc.verify = r->verify == VERIFY_REQUIRE ? TLS_VERIFY_REQUIRE :
+	    r->verify == VERIFY_OPTIONAL ? TLS_VERIFY_OPTIONAL :
+	    TLS_VERIFY_NONE;
+	tc.server_name = r->server_name;
+	tc.sni = r->server_name != NULL && !config_is_ip(r->server_name);
+	tc.allow_peers = r->allow_peers;
+	tc.priority = r->priority;
+	tc.psk_file = r->psk_file;
+	tc.psk_identity = r->psk_identity;
+	tc.resumption = r->resumption;
+	return tls_ctx_new(&tc, &r->tls, tls_report, rep);
 }
 
 /* Keys whose defaults come from [gateway]. */
@@ -748,7 +776,7 @@ build_route(struct parse *p, struct section *sec, const struct defaults *d)
 	bad |= k;
 	if (r->accept.scheme == SCHEME_TLS || r->connect.scheme == SCHEME_TLS) {
 		bad |= check_tls(p, sec, r);
-		if (p->load && tls_ctx_new(r, &r->tls, tls_report, &rep) == -1)
+		if (p->load && load_tls(r, &rep) == -1)
 			bad = -1;
 	}
 	if (bad)

@@ -2,7 +2,11 @@
  * log.c: one line per event on stderr, each written with one write(2) so
  * that lines from concurrent sessions never interleave.
  */
+#include <sys/socket.h>
 #include <sys/uio.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -131,6 +135,29 @@ log_quote(const char *s, char *buf, size_t len)
 	}
 	buf[n++] = '"';
 	buf[n] = '\0';
+	return buf;
+}
+
+const char *
+log_sockaddr(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN];
+	const void *a;
+	unsigned port;
+
+	if (sa->sa_family == AF_INET6) {
+		a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+		port = ntohs(((const struct sockaddr_in6 *)(const void *)sa)->
+		    sin6_port);
+	} else {
+		a = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+		port = ntohs(((const struct sockaddr_in *)(const void *)sa)->
+		    sin_port);
+	}
+	if (inet_ntop(sa->sa_family, a, host, sizeof(host)) == NULL)
+		snprintf(host, sizeof(host), "?");
+	snprintf(buf, len, sa->sa_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
+	    host, port);
 	return buf;
 }
 

@@ -120,7 +120,7 @@ print_routes(const struct config *c)
 
 		id[0] = '\0';
 		if (r->tls != NULL)
-			tls_identity(r, id, sizeof(id));
+			tls_identity(r->tls, id, sizeof(id));
 		printf("%s %s %s -> %s%s%s\n", r->name, kind(r), r->accept.text,
 		    r->connect.text, id[0] ? " " : "", id);
 	}
@@ -454,6 +454,7 @@ serve(struct config **cur, int sfd, int log_level_cli)
 {
 	struct pollfd pfd[MAX_LISTENERS + 1];
 	size_t i;
+	long tidy;
 	int sig, paused = 0, rc;
 
 	for (;;) {
@@ -463,7 +464,9 @@ serve(struct config **cur, int sfd, int log_level_cli)
 			pfd[i + 1].fd = paused ? -1 : listeners[i].fd;
 			pfd[i + 1].events = POLLIN;
 		}
-		rc = poll(pfd, nlisteners + 1, paused ? 100 : -1);
+		tidy = relay_tidy();
+		rc = poll(pfd, nlisteners + 1, paused && (tidy == -1 ||
+		    tidy > 100) ? 100 : (int)tidy);
 		if (rc == -1 && errno != EINTR)
 			return -1;
 		paused = 0;

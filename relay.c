@@ -1,13 +1,16 @@
 /*
- * relay.c: a session's whole life.
+ * relay.c: a session's life.
  *
- * The accept loop calls relay_start(), which gives every connection a
- * thread of its own (an idle one of the pool, or a new one). That thread
- * owns struct session from start to end: it opens the session (TLS
- * handshake, verification, outgoing connection, in the route's order),
- * has a second thread copy client to server, copies server to client
- * itself, waits for the helper to say it is done, and alone tears the
- * session down. Nobody else frees or closes anything of a session.
+ * The accept loop calls relay_start(), which counts the session against
+ * its limits, lists it and lends it to the handshake stage (stage.c) to
+ * be opened: TLS handshake, verification and outgoing connection, in the
+ * route's order, on the stage's few long-lived threads. The stage hands
+ * it back to opened(): a session that failed to open is torn down there
+ * and then; an open one gets a thread of its own (an idle one of the
+ * pool, or a new one), which owns struct session from then on: it has a
+ * second thread copy client to server, copies server to client itself,
+ * waits for the helper to say it is done, and alone tears the session
+ * down. Nobody else frees or closes anything of a session.
  *
  * End of stream is passed on as a half-close: a plain EOF becomes
  * close_notify (gnutls_bye(GNUTLS_SHUT_WR), called by the thread that
@@ -53,6 +56,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "stage.h"
 #include "tls.h"
 #include "relay.h"
 
@@ -75,26 +79,25 @@
 #define SMALL_SIZE	1024
 
 /*
- * Thread stacks, measured: the session thread (resolve, handshake, verify,
- * then copy server to client) peaked at 16 KiB and the helper (copy only)
- * at 7 KiB, with ECDSA P-256 and names from /etc/hosts. The margin covers
- * RSA-4096, DNS answers and GnuTLS alerts; since a thread may serve as
- * either, all get the larger size. Only touched pages cost memory. The
- * sanitizers need several times more.
+ * Thread stacks. The copy threads only relay (the handshakes run on the
+ * stage's threads): about 8 KiB of stack touched, and only touched pages
+ * cost memory. Their size is address space: glibc keeps the stacks of
+ * exited threads for reuse, up to 40 MiB of it, and each keeps its top
+ * pages resident; at 512 KiB it keeps 80 of them after a burst (640 KiB
+ * resident) where 128 KiB stacks kept 310 (3 MiB). The sanitizers need
+ * several times more.
  */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define STACK_SCALE	8
 #else
 #define STACK_SCALE	1
 #endif
-#define THREAD_STACK	(128 * 1024 * STACK_SCALE)
+#define THREAD_STACK	(512 * 1024 * STACK_SCALE)
 
 /*
- * Threads that finished their work wait for the next, up to this many.
- * GnuTLS 3.7.9 gives every thread that draws random numbers a generator
- * context (about 200 bytes) that it frees only at gnutls_global_deinit():
- * a thread per session grew the process by 4.5 MB per 10,000 sessions.
- * Reused threads keep their context. Threads beyond the idle limit exit.
+ * Threads that finished their work wait for the next, up to this many;
+ * the others exit. (They draw no random numbers, so they leave nothing of
+ * GnuTLS behind: see stage.c.)
  */
 #define IDLE_THREADS	64
 
@@ -126,6 +129,7 @@ struct session {
 	uint64_t	 up, down;	/* each written by one copy thread */
 	char		 peer[INET6_ADDRSTRLEN + 8];
 	sem_t		 helper_done;	/* posted by the helper at its end */
+	struct stage_conn open;		/* lent to the stage until opened() */
 	/* The fields above and the start of rbuf share the first page. */
 	unsigned char	 small[2][SMALL_SIZE];	/* one per direction */
 	struct tls_rbuf	 rbuf;		/* for the one TLS end */
@@ -158,7 +162,18 @@ struct worker {
 
 static pthread_mutex_t	 pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct worker	*idle_workers;
-static unsigned		 nidle;
+static unsigned		 nidle, nworkers;
+
+/*
+ * Memory a burst of sessions leaves free goes back to the system once
+ * the process has been quiet (no session, every thread of the burst
+ * gone) for TIDY_MS: glibc keeps it otherwise. Not sooner, so that a
+ * client that connects again and again is not slowed by it, and the
+ * exiting threads have given back what they held.
+ */
+#define TIDY_MS		1000
+static atomic_llong	 quiet_since;	/* ms, when nlive fell to 0; or 0 */
+static int		 untidy;	/* sessions since the last tidy-up */
 
 /*
  * A descriptor kept in reserve for relay_refuse_waiting. Sessions open
@@ -180,6 +195,24 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * socket(2) for the stage: under fd_lock, so that no session takes the
+ * reserve descriptor's number while relay_refuse_waiting() has given it
+ * up for a moment.
+ */
+static int
+open_socket(int domain, int type, int protocol)
+{
+	int fd, err;
+
+	pthread_mutex_lock(&fd_lock);
+	fd = socket(domain, type, protocol);
+	err = errno;
+	pthread_mutex_unlock(&fd_lock);
+	errno = err;
+	return fd;
+}
+
 int
 relay_init(void)
 {
@@ -188,7 +221,8 @@ relay_init(void)
 
 	if ((reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1)
 		return -1;
-
+	if (stage_init(0, open_socket) == -1)
+		return -1;
 	if ((rc = pthread_condattr_init(&ca)) != 0 ||
 	    (rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC)) != 0 ||
 	    (rc = pthread_cond_init(&idle_cond, &ca)) != 0 ||
@@ -331,38 +365,14 @@ unlist(struct session *s)
 static void
 uncount(struct route *r)
 {
-	int idle;
-
 	pthread_mutex_lock(&lock);
 	nlive--;
 	r->live->n--;
-	if ((idle = (nlive == 0)))
+	if (nlive == 0) {
+		atomic_store(&quiet_since, now_ms());
 		pthread_cond_broadcast(&idle_cond);
+	}
 	pthread_mutex_unlock(&lock);
-	/*
-	 * The last session gone: hand the memory a burst of sessions left
-	 * free back to the system (glibc keeps it otherwise).
-	 */
-	if (idle)
-		(void)malloc_trim(0);
-}
-
-/*
- * Publish fd as e's socket (or take it back, with -1), so that
- * session_fail() and relay_shutdown_all() can wake the thread that waits
- * on it. A session that has failed takes no new socket: -1, and the
- * caller closes fd.
- */
-static int
-set_fd(struct session *s, struct end *e, int fd)
-{
-	int ok;
-
-	pthread_mutex_lock(&lock);
-	if ((ok = (fd == -1 || !atomic_load(&s->failed))))
-		e->fd = fd;
-	pthread_mutex_unlock(&lock);
-	return ok ? 0 : -1;
 }
 
 /* Bound a socket's waits to ms milliseconds (0: none), in 64 bits. */
@@ -373,15 +383,6 @@ set_timeout(int fd, int opt, int64_t ms)
 	    (suseconds_t)(ms % 1000) * 1000 };
 
 	(void)setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof(tv));
-}
-
-static void
-tune_socket(int fd)
-{
-	int one = 1;
-
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 }
 
 /*
@@ -423,12 +424,12 @@ end_read(struct session *s, struct end *e, unsigned char *buf, size_t len,
 			    GNUTLS_E_AGAIN)
 				return NOTHING_MORE;
 			if (e->ticket && n >= 0)
-				e->ticket = !tls_keep_ticket(s->route, e->tls);
+				e->ticket = !tls_keep_ticket(s->route->tls, e->tls);
 		} else if (e->tls != NULL) {
 			tls_wait(e->tls);
 			n = gnutls_record_recv(e->tls, buf, len);
 			if (e->ticket && n >= 0)
-				e->ticket = !tls_keep_ticket(s->route, e->tls);
+				e->ticket = !tls_keep_ticket(s->route->tls, e->tls);
 		} else if ((n = read(e->fd, buf, len)) == -1)
 			n = (errno == EINTR) ? GNUTLS_E_INTERRUPTED :
 			    (errno == EAGAIN) ? GNUTLS_E_TIMEDOUT : -1;
@@ -569,152 +570,6 @@ copy(void *arg)
 	return NULL;
 }
 
-static void
-format_peer(const struct sockaddr *sa, char *buf, size_t len)
-{
-	char host[INET6_ADDRSTRLEN];
-	const void *a;
-	unsigned port;
-
-	if (sa->sa_family == AF_INET6) {
-		a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
-		port = ntohs(((const struct sockaddr_in6 *)(const void *)sa)->
-		    sin6_port);
-	} else {
-		a = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
-		port = ntohs(((const struct sockaddr_in *)(const void *)sa)->
-		    sin_port);
-	}
-	if (inet_ntop(sa->sa_family, a, host, sizeof(host)) == NULL)
-		snprintf(host, sizeof(host), "?");
-	snprintf(buf, len, sa->sa_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
-	    host, port);
-}
-
-/*
- * Connect to the route's connect address, trying every address it
- * resolves to in turn, within connect_timeout in all. The socket is the
- * session's while it connects, so that a failure elsewhere or the end of
- * the shutdown grace stops the wait at once.
- */
-static int
-connect_out(struct session *s)
-{
-	const struct addr *a = &s->route->connect;
-	struct addrinfo hints, *res = NULL, *ai;
-	int64_t deadline = now_ms() + (int64_t)s->route->connect_timeout * 1000;
-	int64_t left;
-	char eb[128], where[INET6_ADDRSTRLEN + 8];
-	int fd = -1, err = ETIMEDOUT, rc, flags;
-	socklen_t len;
-	struct pollfd pfd;
-
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	if (config_is_ip(a->host))	/* no resolver: no files, no sockets */
-		hints.ai_flags |= AI_NUMERICHOST;
-	if ((rc = getaddrinfo(a->host, a->port, &hints, &res)) != 0) {
-		session_fail(s, "resolve %s: %s", a->host,
-		    rc == EAI_SYSTEM ? log_strerror(errno, eb, sizeof(eb)) :
-		    gai_strerror(rc));
-		return -1;
-	}
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		if ((left = deadline - now_ms()) <= 0) {
-			err = ETIMEDOUT;
-			break;
-		}
-		pthread_mutex_lock(&fd_lock);
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
-		    SOCK_NONBLOCK, ai->ai_protocol);
-		err = errno;
-		pthread_mutex_unlock(&fd_lock);
-		if (fd == -1) {
-			if (err == EMFILE || err == ENFILE)
-				s->starved = 1;
-			continue;
-		}
-		if (set_fd(s, &s->srv, fd) == -1)
-			break;		/* failed meanwhile: reason is set */
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-			break;
-		if ((err = errno) == EINPROGRESS) {
-			pfd.fd = fd;
-			pfd.events = POLLOUT;
-			do {
-				rc = poll(&pfd, 1, (int)left);
-			} while (rc == -1 && errno == EINTR &&
-			    (left = deadline - now_ms()) > 0);
-			len = sizeof(err);
-			if (rc == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR,
-			    &err, &len) == 0 && err == 0)
-				break;
-			if (rc != 1)
-				err = ETIMEDOUT;
-		}
-		(void)set_fd(s, &s->srv, -1);
-		(void)close(fd);
-		fd = -1;
-		if (atomic_load(&s->failed))
-			break;
-	}
-	if (fd != -1 && !atomic_load(&s->failed))
-		format_peer(ai->ai_addr, where, sizeof(where));
-	freeaddrinfo(res);
-	if (atomic_load(&s->failed)) {
-		if (fd != -1 && set_fd(s, &s->srv, -1) == 0)
-			(void)close(fd);
-		return -1;
-	}
-	if (fd == -1) {
-		if (err == ETIMEDOUT)
-			session_fail(s, "connect timeout (%s)", a->text);
-		else
-			session_fail(s, "connect %s:%s: %s", a->host,
-			    a->port, log_strerror(err, eb, sizeof(eb)));
-		return -1;
-	}
-	/* fd is the session's (s->srv.fd): session_close() closes it. */
-	if ((flags = fcntl(fd, F_GETFL)) == -1 ||
-	    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1) {
-		session_fail(s, "connect: fcntl: %s",
-		    log_strerror(errno, eb, sizeof(eb)));
-		return -1;
-	}
-	tune_socket(fd);
-	log_event(LOG_INFO, s->route->name, s->id, "connect", "addr=%s",
-	    where);
-	return 0;
-}
-
-/* Handshake on e and verify the peer; log the outcome. */
-static int
-handshake(struct session *s, struct end *e)
-{
-	const struct route *r = s->route;
-	char why[256], desc[768];
-
-	if (tls_session_new(r, e->fd, &s->rbuf, &e->tls, why,
-	    sizeof(why)) == -1) {
-		session_fail(s, "%s", why);
-		return -1;
-	}
-	set_timeout(e->fd, SO_SNDTIMEO, (int64_t)r->handshake_timeout * 1000);
-	if (tls_handshake(r, e->tls, why, sizeof(why), desc,
-	    sizeof(desc)) == -1) {
-		pthread_mutex_lock(&lock);
-		e->alerted = 1;		/* its peer is told why */
-		fail_locked(s, FAILED, why);
-		pthread_mutex_unlock(&lock);
-		return -1;
-	}
-	log_event(LOG_INFO, r->name, s->id, "tls", "%s", desc);
-	e->ticket = (e == &s->srv);	/* this thread receives on it */
-	return 0;
-}
-
 /*
  * Bound an end's waits: ms, 0 for never. SO_RCVTIMEO rather than GnuTLS's
  * record timeout, which would poll() before every record.
@@ -724,36 +579,6 @@ end_timeouts(struct end *e, int64_t ms)
 {
 	set_timeout(e->fd, SO_SNDTIMEO, ms);
 	set_timeout(e->fd, SO_RCVTIMEO, ms);
-}
-
-/*
- * Open the session in the route's order. Unwrap: the client's handshake
- * and verification come first, so that a refused client never reaches the
- * plaintext server. Wrap: the outgoing connection and its handshake come
- * first, and the client is reset if they fail. A session that has failed
- * meanwhile (the end of the shutdown grace) goes no further.
- */
-static int
-session_open(struct session *s)
-{
-	const struct route *r = s->route;
-	int64_t idle = (int64_t)r->idle_timeout * 1000;
-
-	if (atomic_load(&s->failed))
-		return -1;
-	if (r->accept.scheme == SCHEME_TLS && handshake(s, &s->cli) == -1)
-		return -1;
-	if (atomic_load(&s->failed) || connect_out(s) == -1)
-		return -1;
-	if (r->connect.scheme == SCHEME_TLS && handshake(s, &s->srv) == -1)
-		return -1;
-	if (atomic_load(&s->failed))
-		return -1;
-	/* From here on, idle_timeout bounds every wait of the relay. */
-	end_timeouts(&s->cli, idle);
-	end_timeouts(&s->srv, idle);
-	atomic_store(&s->last_io, now_ms());
-	return 0;
 }
 
 /* Close fd so that the peer gets a reset, not a clean end. */
@@ -852,6 +677,7 @@ worker_main(void *arg)
 		w->fn(w->arg);
 		pthread_mutex_lock(&pool_lock);
 		if (nidle >= IDLE_THREADS) {
+			nworkers--;
 			pthread_mutex_unlock(&pool_lock);
 			break;
 		}
@@ -897,31 +723,37 @@ spawn(void *(*fn)(void *), void *arg)
 	}
 	w->fn = fn;
 	w->arg = arg;
+	pthread_mutex_lock(&pool_lock);
+	nworkers++;
+	pthread_mutex_unlock(&pool_lock);
 	if ((rc = pthread_create(&(pthread_t){0}, &thread_attr, worker_main,
 	    w)) != 0) {
+		pthread_mutex_lock(&pool_lock);
+		nworkers--;
+		pthread_mutex_unlock(&pool_lock);
 		(void)pthread_cond_destroy(&w->wake);
 		free(w);
 	}
 	return rc;
 }
 
+/* An open session's own thread: from here to its end, s is ours. */
 static void *
 session_main(void *arg)
 {
-	struct session *s = arg;	/* ours from here to the end */
+	struct session *s = arg;
 	struct copy up = { s, &s->cli, &s->srv, &s->up, s->small[0],
 	    s->buf[0] };
 	struct copy down = { s, &s->srv, &s->cli, &s->down, s->small[1],
 	    s->buf[1] };
+	int64_t idle = (int64_t)s->route->idle_timeout * 1000;
 	char eb[128];
 	int rc;
 
-	log_event(LOG_INFO, s->route->name, s->id, "open", "peer=%s",
-	    s->peer);
-	if (session_open(s) == -1) {
-		s->rejected = 1;
-		goto out;
-	}
+	/* From here on, idle_timeout bounds every wait of the relay. */
+	end_timeouts(&s->cli, idle);
+	end_timeouts(&s->srv, idle);
+	atomic_store(&s->last_io, now_ms());
 	if ((rc = spawn(copy_up, &up)) != 0) {
 		session_fail(s, "no thread: %s",
 		    log_strerror(rc, eb, sizeof(eb)));
@@ -937,6 +769,44 @@ out:
 }
 
 /*
+ * The stage is done with the session (on its thread): take what it
+ * opened, and either give the session its threads or, if it failed to
+ * open (or the shutdown grace ended meanwhile), tear it down here.
+ */
+static void
+opened(struct stage_conn *c, const char *why)
+{
+	struct session *s = (struct session *)(void *)((char *)c -
+	    offsetof(struct session, open));
+	char eb[128];
+	int rc;
+
+	pthread_mutex_lock(&lock);
+	s->cli.tls = c->cli_tls;
+	s->cli.alerted = c->cli_alerted;
+	s->srv.tls = c->srv_tls;
+	s->srv.alerted = c->srv_alerted;
+	s->srv.fd = c->srv;		/* now owned by the session */
+	s->starved = c->starved;
+	if (why != NULL)
+		fail_locked(s, FAILED, why);
+	why = atomic_load(&s->failed) ? s->reason : NULL;
+	pthread_mutex_unlock(&lock);
+	if (why != NULL) {
+		s->rejected = 1;
+		session_close(s);
+		return;
+	}
+	s->srv.ticket = s->srv.tls != NULL && tls_keeps_tickets(s->route->tls);
+	if ((rc = spawn(session_main, s)) != 0) {
+		session_fail(s, "no thread: %s",
+		    log_strerror(rc, eb, sizeof(eb)));
+		s->rejected = s->starved = 1;
+		session_close(s);
+	}
+}
+
+/*
  * Refuse a connection for want of resources: close fd with a reset, and
  * log it (at most one line a second for all such refusals).
  */
@@ -946,7 +816,7 @@ refuse(int fd, const struct route *r, const struct sockaddr *peer,
 {
 	char p[INET6_ADDRSTRLEN + 8];
 
-	format_peer(peer, p, sizeof(p));
+	log_sockaddr(peer, p, sizeof(p));
 	log_refusal(r, 0, p, why);
 	close_reset(fd);
 }
@@ -966,7 +836,7 @@ relay_refuse_waiting(int lfd, const struct route *r, int err)
 		(void)close(reserve_fd);
 		fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
 		if (fd != -1) {
-			format_peer((struct sockaddr *)&ss, p, sizeof(p));
+			log_sockaddr((struct sockaddr *)&ss, p, sizeof(p));
 			close_reset(fd);
 		}
 		reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -983,9 +853,8 @@ relay_start(int fd, struct route *r, const struct sockaddr *peer,
     socklen_t peerlen)
 {
 	struct session *s = NULL;
-	char eb[128], p[INET6_ADDRSTRLEN + 8];
+	char p[INET6_ADDRSTRLEN + 8];
 	const char *why = NULL;
-	int rc;
 
 	(void)peerlen;
 	pthread_mutex_lock(&lock);
@@ -994,12 +863,13 @@ relay_start(int fd, struct route *r, const struct sockaddr *peer,
 	else if (r->live->n >= r->max_sessions)
 		why = "max_sessions reached (route)";
 	else {
-		nlive++;
+		if (nlive++ == 0)
+			atomic_store(&quiet_since, 0);
 		r->live->n++;
 	}
 	pthread_mutex_unlock(&lock);
 	if (why != NULL) {		/* a policy: every one is logged */
-		format_peer(peer, p, sizeof(p));
+		log_sockaddr(peer, p, sizeof(p));
 		log_event(LOG_WARN, r->name, 0, "reject", "peer=%s "
 		    "reason=\"%s\"", p, why);
 		close_reset(fd);
@@ -1023,8 +893,12 @@ relay_start(int fd, struct route *r, const struct sockaddr *peer,
 	s->srv.fd = -1;
 	s->srv.name = "server";
 	s->t0 = now_ms();
-	format_peer(peer, s->peer, sizeof(s->peer));
-	tune_socket(fd);
+	log_sockaddr(peer, s->peer, sizeof(s->peer));
+	s->open.route = r;
+	s->open.id = s->id;
+	s->open.cli = fd;
+	s->open.rbuf = &s->rbuf;
+	s->open.done = opened;
 
 	pthread_mutex_lock(&lock);
 	s->next = live;
@@ -1032,16 +906,47 @@ relay_start(int fd, struct route *r, const struct sockaddr *peer,
 		live->prev = s;
 	live = s;
 	pthread_mutex_unlock(&lock);
-	if ((rc = spawn(session_main, s)) != 0) {
-		unlist(s);
-		uncount(r);
-		config_route_unref(s->route);
-		(void)sem_destroy(&s->helper_done);
-		session_free(s);
-		refuse(fd, r, peer, log_strerror(rc, eb, sizeof(eb)));
-		return -1;
-	}
+	log_event(LOG_INFO, r->name, s->id, "open", "peer=%s", s->peer);
+	untidy = 1;
+	stage_open(&s->open);
 	return 0;
+}
+
+/* The process's resident memory, in KiB (-1 if unknown). */
+static long
+rss_kib(void)
+{
+	long pages = -1, resident = -1;
+	FILE *fp;
+
+	if ((fp = fopen("/proc/self/statm", "re")) == NULL)
+		return -1;
+	if (fscanf(fp, "%ld %ld", &pages, &resident) != 2)
+		resident = -1;
+	(void)fclose(fp);
+	return resident < 0 ? -1 : resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+long
+relay_tidy(void)
+{
+	int64_t since = atomic_load(&quiet_since), now;
+	unsigned busy;
+
+	if (!untidy)
+		return -1;
+	now = now_ms();
+	if (since == 0 || now - since < TIDY_MS)
+		return since == 0 ? TIDY_MS : (long)(TIDY_MS - (now - since));
+	pthread_mutex_lock(&pool_lock);
+	busy = nworkers - nidle;
+	pthread_mutex_unlock(&pool_lock);
+	if (busy > 0)
+		return TIDY_MS;
+	(void)malloc_trim(0);
+	untidy = 0;
+	log_event(LOG_INFO, NULL, 0, "idle", "rss=%ld", rss_kib());
+	return -1;
 }
 
 unsigned
@@ -1086,4 +991,5 @@ relay_shutdown_all(void)
 	for (s = live; s != NULL; s = s->next)
 		fail_locked(s, FAILED, "shutdown");
 	pthread_mutex_unlock(&lock);
+	stage_stop();		/* and those the stage is opening */
 }

@@ -29,6 +29,14 @@ int relay_start(int fd, struct route *r, const struct sockaddr *peer,
  */
 int relay_refuse_waiting(int lfd, const struct route *r, int err);
 
+/*
+ * Housekeeping for the accept loop (its thread only): once the process
+ * has been quiet for a while after sessions, give the memory they left
+ * free back to the system. Returns how many ms until it should be called
+ * again, or -1 when there is nothing to do until the next session.
+ */
+long relay_tidy(void);
+
 /* Live sessions. */
 unsigned relay_count(void);
 

@@ -26,7 +26,6 @@
 #include <gnutls/crypto.h>
 #include <gnutls/x509.h>
 
-#include "config.h"
 #include "log.h"
 #include "tls.h"
 
@@ -58,6 +57,7 @@ struct psk {
 };
 
 struct tls_ctx {
+	struct tls_conf			 conf;	/* its strings are the route's */
 	int				 server;
 	gnutls_certificate_credentials_t x509;
 	gnutls_psk_server_credentials_t	 psk_server;
@@ -95,23 +95,6 @@ struct tls_ctx {
 };
 
 /*
- * The handshake's deadline, in the thread that runs it (0: none). GnuTLS
- * applies its handshake timeout to each wait, so a peer that trickles a
- * byte at a time would hold a handshake open for ever: every wait for
- * data is cut at this deadline instead.
- */
-static _Thread_local int64_t handshake_deadline;
-
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/*
  * GnuTLS reads a record in two reads, its header and then its body. The
  * session's read-ahead buffer takes whatever the socket holds in one
  * recv() instead, and GnuTLS's reads are served from it: for bulk data,
@@ -146,27 +129,23 @@ pull(gnutls_transport_ptr_t ptr, void *buf, size_t n)
 	return (ssize_t)n;
 }
 
-/* GnuTLS's wait for data: > 0 ready, 0 timed out, -1 error. */
+/*
+ * GnuTLS's wait for data: > 0 ready, 0 timed out, -1 error. Handshakes run
+ * on non-blocking sockets with no GnuTLS timeout, and the relay sets no
+ * record timeout: only gnutls_session_get_data2() would wait here.
+ */
 static int
 pull_timeout(gnutls_transport_ptr_t ptr, unsigned ms)
 {
 	const struct tls_rbuf *rb = ptr;
 	struct pollfd pfd = { rb->fd, POLLIN, 0 };
-	int64_t end = -1, left;
 	int rc;
 
 	if (rb->len > 0)
 		return 1;
-	if (ms != GNUTLS_INDEFINITE_TIMEOUT)
-		end = mono_ms() + ms;
-	if (handshake_deadline != 0 && (end == -1 || end > handshake_deadline))
-		end = handshake_deadline;
-	do {
-		left = (end == -1) ? -1 : end - mono_ms();
-		if (end != -1 && left <= 0)
-			return 0;
-		rc = poll(&pfd, 1, (int)left);
-	} while (rc == -1 && errno == EINTR);
+	while ((rc = poll(&pfd, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 :
+	    (int)ms)) == -1 && errno == EINTR)
+		;
 	return rc;
 }
 
@@ -174,7 +153,7 @@ pull_timeout(gnutls_transport_ptr_t ptr, unsigned ms)
  * Session tickets (server side). A ticket is a session's state sealed
  * with its route's ticket key, and whoever presents it resumes without a
  * certificate: it is issued only once the peer has passed every check of
- * the route (tls_handshake), every resumed session is checked again
+ * the route (tls_open_step), every resumed session is checked again
  * (authorize), and a route's key is its own and bound to the route's
  * trust settings. The key is HMAC-SHA-512 under a master key made once
  * per process, of the route's name and a digest of verify, allow_peers
@@ -248,7 +227,7 @@ digest_file(gnutls_hash_hd_t h, const char *path)
 }
 
 static int
-ticket_key_make(struct tls_ctx *c, const struct route *r)
+ticket_key_make(struct tls_ctx *c, const struct tls_conf *r)
 {
 	unsigned char digest[32], msg[64 + 256 + sizeof(digest)];
 	const char *label = "tlsgate route ticket key";
@@ -344,8 +323,8 @@ file_free(struct file *f)
  * is loaded with a warning.
  */
 static int
-file_load(const struct route *r, const char *path, const char *pem,
-    int secret, tls_err_fn *err, void *arg, enum key k, struct file *f)
+file_load(const struct tls_conf *r, const char *path, const char *pem,
+    int secret, tls_err_fn *err, void *arg, const char *k, struct file *f)
 {
 	char buf[128];
 	struct stat st;
@@ -395,8 +374,8 @@ file_load(const struct route *r, const char *path, const char *pem,
 	}
 	if (secret && (st.st_mode & 077) != 0)
 		log_event(LOG_WARN, r->name, 0, "config", "%s=%s reason=\"key "
-		    "file is open to group or others (mode %04o)\"",
-		    config_key_name(k), path, (unsigned)(st.st_mode & 07777));
+		    "file is open to group or others (mode %04o)\"", k, path,
+		    (unsigned)(st.st_mode & 07777));
 	return 0;
 }
 
@@ -447,7 +426,7 @@ psk_parse_line(char *line, struct psk *p)
 }
 
 static int
-psk_load(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
+psk_load(struct tls_ctx *c, const struct tls_conf *r, tls_err_fn *err,
     void *arg)
 {
 	struct file f;
@@ -456,7 +435,7 @@ psk_load(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
 	size_t n = 1;
 	int lineno = 0, bad = 0;
 
-	if (file_load(r, r->psk_file, NULL, 1, err, arg, K_PSK_FILE, &f) ==
+	if (file_load(r, r->psk_file, NULL, 1, err, arg, "psk_file", &f) ==
 	    -1)
 		return -1;
 	/* One array for every line: never moved, so no copy is left. */
@@ -465,7 +444,7 @@ psk_load(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
 		n++;
 	if ((c->psk = calloc(n, sizeof(*c->psk))) == NULL) {
 		file_free(&f);
-		err(arg, K_PSK_FILE, "out of memory");
+		err(arg, "psk_file", "out of memory");
 		return -1;
 	}
 	end = (char *)f.data + f.len;
@@ -478,7 +457,7 @@ psk_load(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
 		if (line[0] == '\0' || line[0] == '#' || line[0] == '\r')
 			continue;
 		if (strlen(line) > 300) {
-			err(arg, K_PSK_FILE, "%s:%d: line too long",
+			err(arg, "psk_file", "%s:%d: line too long",
 			    r->psk_file, lineno);
 			bad = -1;
 			continue;
@@ -486,7 +465,7 @@ psk_load(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
 		if ((why = psk_parse_line(line, &c->psk[c->npsk])) != NULL) {
 			/* What was decoded of a bad line goes too. */
 			explicit_bzero(&c->psk[c->npsk], sizeof(c->psk[0]));
-			err(arg, K_PSK_FILE, "%s:%d: %s", r->psk_file, lineno,
+			err(arg, "psk_file", "%s:%d: %s", r->psk_file, lineno,
 			    why);
 			bad = -1;
 		} else
@@ -494,7 +473,7 @@ psk_load(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
 	}
 	file_free(&f);
 	if (bad == 0 && c->npsk == 0) {
-		err(arg, K_PSK_FILE, "no key in %s", r->psk_file);
+		err(arg, "psk_file", "no key in %s", r->psk_file);
 		bad = -1;
 	}
 	return bad;
@@ -511,25 +490,18 @@ psk_find(const struct tls_ctx *c, const char *identity)
 	return NULL;
 }
 
-/* What the PSK callback saw during one server handshake. */
-struct psk_seen {
-	const struct tls_ctx	*ctx;
-	char			 identity[256];
-	int			 known;
-};
-
 /*
- * GnuTLS asks for the key of a client's identity (server side, inside
- * tls_handshake(), whose struct psk_seen is the session pointer).
+ * GnuTLS asks for the key of a client's identity (server side, during
+ * the handshake; the session pointer is its struct tls_open).
  */
 static int
 psk_server_key(gnutls_session_t s, const gnutls_datum_t *user,
     gnutls_datum_t *key)
 {
-	struct psk_seen *seen = gnutls_session_get_ptr(s);
+	struct tls_open *seen = gnutls_session_get_ptr(s);
 	const struct psk *p;
 
-	if (user->size >= sizeof(seen->identity))
+	if (seen == NULL || user->size >= sizeof(seen->identity))
 		return -1;
 	memcpy(seen->identity, user->data, user->size);
 	seen->identity[user->size] = '\0';
@@ -544,7 +516,7 @@ psk_server_key(gnutls_session_t s, const gnutls_datum_t *user,
 }
 
 static int
-psk_setup(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
+psk_setup(struct tls_ctx *c, const struct tls_conf *r, tls_err_fn *err,
     void *arg)
 {
 	const struct psk *p;
@@ -564,7 +536,7 @@ psk_setup(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
 	p = (r->psk_identity != NULL) ? psk_find(c, r->psk_identity) :
 	    &c->psk[0];
 	if (p == NULL) {
-		err(arg, K_PSK_IDENTITY, "no identity \"%s\" in %s",
+		err(arg, "psk_identity", "no identity \"%s\" in %s",
 		    r->psk_identity, r->psk_file);
 		return -1;
 	}
@@ -578,7 +550,7 @@ psk_setup(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
 		goto gnutls_fail;
 	return 0;
 gnutls_fail:
-	err(arg, K_PSK_FILE, "%s", gnutls_strerror(ret));
+	err(arg, "psk_file", "%s", gnutls_strerror(ret));
 	return -1;
 }
 
@@ -647,7 +619,7 @@ pem_key_der(const struct file *f, struct file *der)
  * decoded here (pem_key_der) and given to GnuTLS as DER.
  */
 static int
-x509_load_cert(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
+x509_load_cert(struct tls_ctx *c, const struct tls_conf *r, tls_err_fn *err,
     void *arg)
 {
 	struct file crt, key, der = { NULL, 0, 0 };
@@ -660,17 +632,17 @@ x509_load_cert(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
 
 	if (r->cert == NULL || r->key == NULL)	/* reported by config.c */
 		return 0;
-	bad = file_load(r, r->cert, "CERTIFICATE", 0, err, arg, K_CERT,
-	    &crt) | file_load(r, r->key, "PRIVATE KEY", 1, err, arg, K_KEY,
+	bad = file_load(r, r->cert, "CERTIFICATE", 0, err, arg, "cert",
+	    &crt) | file_load(r, r->key, "PRIVATE KEY", 1, err, arg, "key",
 	    &key);
 	if (bad == 0 && (why = pem_key_der(&key, &der)) != NULL)
-		err(arg, K_KEY, "%s: %s", r->key, why);
+		err(arg, "key", "%s: %s", r->key, why);
 	if (bad == 0 && why == NULL) {
 		d.data = crt.data;
 		d.size = (unsigned)crt.len;
 		if ((ret = gnutls_x509_crt_list_import2(&crts, &n, &d,
 		    GNUTLS_X509_FMT_PEM, 0)) < 0)
-			err(arg, K_CERT, "cannot load %s: %s", r->cert,
+			err(arg, "cert", "cannot load %s: %s", r->cert,
 			    gnutls_strerror(ret));
 	}
 	if (bad == 0 && why == NULL && ret >= 0) {
@@ -679,14 +651,14 @@ x509_load_cert(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
 		if ((ret = gnutls_x509_privkey_init(&pk)) < 0 ||
 		    (ret = gnutls_x509_privkey_import2(pk, &d,
 		    GNUTLS_X509_FMT_DER, NULL, 0)) < 0)
-			err(arg, K_KEY, "cannot load %s: %s", r->key,
+			err(arg, "key", "cannot load %s: %s", r->key,
 			    gnutls_strerror(ret));
 		else if ((ret = gnutls_certificate_set_x509_key(c->x509, crts,
 		    n, pk)) == GNUTLS_E_CERTIFICATE_KEY_MISMATCH)
-			err(arg, K_KEY, "%s does not match the certificate "
+			err(arg, "key", "%s does not match the certificate "
 			    "in %s", r->key, r->cert);
 		else if (ret < 0)
-			err(arg, K_CERT, "cannot load %s with key %s: %s",
+			err(arg, "cert", "cannot load %s with key %s: %s",
 			    r->cert, r->key, gnutls_strerror(ret));
 	}
 	if (pk != NULL)
@@ -702,7 +674,7 @@ x509_load_cert(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
 
 /* The route's trust anchors, if any: a file, or the system's. */
 static int
-x509_load_ca(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
+x509_load_ca(struct tls_ctx *c, const struct tls_conf *r, tls_err_fn *err,
     void *arg)
 {
 	struct file f;
@@ -714,14 +686,14 @@ x509_load_ca(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
 	if (strcmp(r->ca, "system") == 0) {
 		ret = gnutls_certificate_set_x509_system_trust(c->x509);
 		if (ret <= 0) {
-			err(arg, K_CA, "no system trust store: %s",
+			err(arg, "ca", "no system trust store: %s",
 			    ret < 0 ? gnutls_strerror(ret) :
 			    "no certificates");
 			return -1;
 		}
 		return 0;
 	}
-	if (file_load(r, r->ca, "CERTIFICATE", 0, err, arg, K_CA, &f) == -1)
+	if (file_load(r, r->ca, "CERTIFICATE", 0, err, arg, "ca", &f) == -1)
 		return -1;
 	d.data = f.data;
 	d.size = (unsigned)f.len;
@@ -729,7 +701,7 @@ x509_load_ca(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
 	    GNUTLS_X509_FMT_PEM);
 	file_free(&f);
 	if (ret <= 0) {
-		err(arg, K_CA, "no CA certificate in %s%s%s", r->ca,
+		err(arg, "ca", "no CA certificate in %s%s%s", r->ca,
 		    ret < 0 ? ": " : "", ret < 0 ? gnutls_strerror(ret) : "");
 		return -1;
 	}
@@ -737,13 +709,13 @@ x509_load_ca(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
 }
 
 static int
-x509_setup(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
+x509_setup(struct tls_ctx *c, const struct tls_conf *r, tls_err_fn *err,
     void *arg)
 {
 	int ret;
 
 	if ((ret = gnutls_certificate_allocate_credentials(&c->x509)) < 0) {
-		err(arg, K_CERT, "%s", gnutls_strerror(ret));
+		err(arg, "cert", "%s", gnutls_strerror(ret));
 		return -1;
 	}
 	/* Both, so that an error in one does not hide one in the other. */
@@ -751,7 +723,7 @@ x509_setup(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
 }
 
 static int
-prio_setup(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
+prio_setup(struct tls_ctx *c, const struct tls_conf *r, tls_err_fn *err,
     void *arg)
 {
 	char *s = NULL;
@@ -764,16 +736,16 @@ prio_setup(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
 	    r->psk_file != NULL ? PSK_PRIORITY : "") == -1)
 		s = NULL;
 	if (s == NULL) {
-		err(arg, K_PRIORITY, "out of memory");
+		err(arg, "priority", "out of memory");
 		return -1;
 	}
 	ret = gnutls_priority_init(&c->prio, s, &pos);
 	if (ret < 0) {
 		if (ret == GNUTLS_E_INVALID_REQUEST && pos != NULL)
-			err(arg, K_PRIORITY, "bad priority string at "
+			err(arg, "priority", "bad priority string at "
 			    "position %td: \"%s\"", pos - s, pos);
 		else
-			err(arg, K_PRIORITY, "%s", gnutls_strerror(ret));
+			err(arg, "priority", "%s", gnutls_strerror(ret));
 		free(s);
 		return -1;
 	}
@@ -782,21 +754,22 @@ prio_setup(struct tls_ctx *c, const struct route *r, tls_err_fn *err,
 }
 
 int
-tls_ctx_new(const struct route *r, struct tls_ctx **out, tls_err_fn *err,
+tls_ctx_new(const struct tls_conf *r, struct tls_ctx **out, tls_err_fn *err,
     void *arg)
 {
 	struct tls_ctx *c;
 	int bad = 0, ret;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		err(arg, K_CERT, "out of memory");
+		err(arg, "cert", "out of memory");
 		return -1;
 	}
-	c->server = (r->accept.scheme == SCHEME_TLS);
+	c->conf = *r;
+	c->server = r->server;
 	c->resume = !c->server && r->resumption;
 	if ((ret = pthread_mutex_init(&c->lock, NULL)) != 0) {
 		free(c);
-		err(arg, K_CERT, "mutex: %d", ret);
+		err(arg, "cert", "mutex: %d", ret);
 		return -1;
 	}
 	if (r->cert != NULL || r->ca != NULL)
@@ -806,23 +779,23 @@ tls_ctx_new(const struct route *r, struct tls_ctx **out, tls_err_fn *err,
 	bad |= prio_setup(c, r, err, arg);
 	if (bad == 0 && c->server && r->resumption &&
 	    (ret = ticket_key_make(c, r)) < 0) {
-		err(arg, K_RESUMPTION, "ticket key: %s", gnutls_strerror(ret));
+		err(arg, "resumption", "ticket key: %s", gnutls_strerror(ret));
 		bad = -1;
 	}
 	if (bad) {
 		tls_ctx_free(c);
 		return -1;
 	}
-	if (c->x509 != NULL && r->verify != VERIFY_NONE) {
+	if (c->x509 != NULL && r->verify != TLS_VERIFY_NONE) {
 		if (!c->server) {
 			c->vdata[c->nvdata].type = GNUTLS_DT_DNS_HOSTNAME;
 			c->vdata[c->nvdata++].data =
-			    (unsigned char *)r->server_name;
+			    (unsigned char *)(uintptr_t)r->server_name;
 		}
 		c->vdata[c->nvdata].type = GNUTLS_DT_KEY_PURPOSE_OID;
 		c->vdata[c->nvdata++].data = (unsigned char *)(c->server ?
 		    GNUTLS_KP_TLS_WWW_CLIENT : GNUTLS_KP_TLS_WWW_SERVER);
-		c->in_handshake = r->verify == VERIFY_REQUIRE || !c->server;
+		c->in_handshake = r->verify == TLS_VERIFY_REQUIRE || !c->server;
 	}
 	*out = c;
 	return 0;
@@ -857,19 +830,21 @@ tls_ctx_free(struct tls_ctx *c)
 
 static void resume_take(struct tls_ctx *, gnutls_session_t);
 
+/* The steps of tls_open_step(). */
+enum { STEP_SNIFF, STEP_HANDSHAKE, STEP_TICKET, STEP_OVER };
 
 int
-tls_session_new(const struct route *r, int fd, struct tls_rbuf *rb,
-    gnutls_session_t *out, char *why, size_t whylen)
+tls_session_new(const struct tls_ctx *c, int fd, struct tls_rbuf *rb,
+    struct tls_open *op, gnutls_session_t *out, char *why, size_t whylen)
 {
-	const struct tls_ctx *c = r->tls;
+	const struct tls_conf *r = &c->conf;
 	gnutls_session_t s = NULL;
 	unsigned flags = GNUTLS_NO_SIGNAL;
 	int ret;
 
 	/*
 	 * A server sends its TLS 1.3 tickets only once the client has
-	 * passed every check (tls_handshake). TLS 1.2 sends its ticket
+	 * passed every check (tls_open_step). TLS 1.2 sends its ticket
 	 * inside the handshake, before allow_peers or verify = optional
 	 * could refuse the client: no TLS 1.2 tickets on accept.
 	 */
@@ -890,20 +865,19 @@ tls_session_new(const struct route *r, int fd, struct tls_rbuf *rb,
 		goto fail;
 	if (c->server) {
 		gnutls_certificate_server_set_request(s,
-		    r->verify == VERIFY_REQUIRE ? GNUTLS_CERT_REQUIRE :
-		    r->verify == VERIFY_OPTIONAL ? GNUTLS_CERT_REQUEST :
+		    r->verify == TLS_VERIFY_REQUIRE ? GNUTLS_CERT_REQUIRE :
+		    r->verify == TLS_VERIFY_OPTIONAL ? GNUTLS_CERT_REQUEST :
 		    GNUTLS_CERT_IGNORE);
 		if (c->ticket.data != NULL &&
 		    (ret = gnutls_session_ticket_enable_server(s,
 		    &c->ticket)) < 0)
 			goto fail;
 	} else {
-		if (!config_is_ip(r->server_name) &&
-		    (ret = gnutls_server_name_set(s, GNUTLS_NAME_DNS,
+		if (r->sni && (ret = gnutls_server_name_set(s, GNUTLS_NAME_DNS,
 		    r->server_name, strlen(r->server_name))) < 0)
 			goto fail;
 		if (c->resume)
-			resume_take(r->tls, s);
+			resume_take((struct tls_ctx *)(uintptr_t)c, s);
 	}
 	if (c->in_handshake)
 		gnutls_session_set_verify_cert2(s,
@@ -915,7 +889,12 @@ tls_session_new(const struct route *r, int fd, struct tls_rbuf *rb,
 	gnutls_transport_set_ptr2(s, rb, (gnutls_transport_ptr_t)(intptr_t)fd);
 	gnutls_transport_set_pull_function(s, pull);
 	gnutls_transport_set_pull_timeout_function(s, pull_timeout);
-	gnutls_handshake_set_timeout(s, r->handshake_timeout * 1000u);
+	/* The caller bounds the handshake; GnuTLS must never wait itself. */
+	gnutls_handshake_set_timeout(s, 0);
+	memset(op, 0, sizeof(*op));
+	op->ctx = c;
+	op->step = c->server ? STEP_SNIFF : STEP_HANDSHAKE;
+	gnutls_session_set_ptr(s, op);
 	*out = s;
 	return 0;
 fail:
@@ -942,9 +921,16 @@ resume_take(struct tls_ctx *c, gnutls_session_t s)
 }
 
 int
-tls_keep_ticket(const struct route *r, gnutls_session_t s)
+tls_keeps_tickets(const struct tls_ctx *c)
 {
-	struct tls_ctx *c = r->tls;
+	return c->resume;
+}
+
+int
+tls_keep_ticket(const struct tls_ctx *cc, gnutls_session_t s)
+{
+	/* The ticket pool is the one part that changes, under its lock. */
+	struct tls_ctx *c = (struct tls_ctx *)(uintptr_t)cc;
 	gnutls_datum_t t = { NULL, 0 }, old = { NULL, 0 };
 
 	if (!c->resume)
@@ -1063,10 +1049,10 @@ peer_allowed(gnutls_x509_crt_t crt, char *const *allow)
  * -1 with why set.
  */
 static int
-authorize(const struct route *r, gnutls_session_t s, char *why,
+authorize(const struct tls_ctx *c, gnutls_session_t s, char *why,
     size_t whylen, char *peer, size_t peerlen)
 {
-	const struct tls_ctx *c = r->tls;
+	const struct tls_conf *r = &c->conf;
 	const gnutls_datum_t *certs;
 	gnutls_x509_crt_t crt = NULL;
 	gnutls_datum_t dn = { NULL, 0 };
@@ -1090,7 +1076,7 @@ authorize(const struct route *r, gnutls_session_t s, char *why,
 		}
 		return 0;
 	}
-	check = r->verify != VERIFY_NONE;
+	check = r->verify != TLS_VERIFY_NONE;
 	chain = check && (!c->in_handshake || gnutls_session_is_resumed(s));
 	certs = gnutls_certificate_get_peers(s, &n);
 	/* Parsing the certificate is costly: only for the log or a check. */
@@ -1102,7 +1088,7 @@ authorize(const struct route *r, gnutls_session_t s, char *why,
 	if (!check)
 		goto ok;
 	if (certs == NULL || n == 0) {
-		if (r->verify == VERIFY_OPTIONAL && r->allow_peers == NULL)
+		if (r->verify == TLS_VERIFY_OPTIONAL && r->allow_peers == NULL)
 			goto ok;
 		snprintf(why, whylen, c->server ? "no client certificate" :
 		    "no server certificate");
@@ -1137,16 +1123,6 @@ out:
 	if (crt != NULL)
 		gnutls_x509_crt_deinit(crt);
 	return ret;
-}
-
-/* The socket under s. */
-static int
-session_fd(gnutls_session_t s)
-{
-	int in, out;
-
-	gnutls_transport_get_int2(s, &in, &out);
-	return out;
 }
 
 int
@@ -1196,26 +1172,10 @@ tls_recv_buffered(gnutls_session_t s, void *buf, size_t len)
 
 /* Why a handshake failed, in words for the log. */
 static void
-handshake_reason(gnutls_session_t s, int ret, int late, const char *name,
-    char *why, size_t whylen)
+handshake_reason(gnutls_session_t s, int ret, const char *name, char *why,
+    size_t whylen)
 {
 	switch (ret) {
-	case GNUTLS_E_AGAIN:
-		/*
-		 * A send stalled past SO_SNDTIMEO (late), or what GnuTLS
-		 * says of a record cut short or followed by junk.
-		 */
-		if (!late) {
-			snprintf(why, whylen, "handshake: %s",
-			    tls_peer_closed(s) ?
-			    "connection closed by peer" :
-			    "incomplete TLS record");
-			break;
-		}
-		/* FALLTHROUGH */
-	case GNUTLS_E_TIMEDOUT:
-		snprintf(why, whylen, "handshake timeout");
-		break;
 	case GNUTLS_E_NO_CERTIFICATE_FOUND:
 	case GNUTLS_E_CERTIFICATE_REQUIRED:
 		snprintf(why, whylen, "no client certificate");
@@ -1240,113 +1200,138 @@ handshake_reason(gnutls_session_t s, int ret, int late, const char *name,
 }
 
 /*
- * Server side: wait for the client's first bytes and look at them without
- * taking them, so that a client speaking plaintext to a TLS port gets a
- * reason that says so. Returns the ms left of the handshake timeout, or -1
- * with why set.
+ * Server side: look at the client's first bytes without taking them, so
+ * that a client speaking plaintext to a TLS port gets a reason that says
+ * so. 1: a TLS handshake record; 0: nothing yet; -1 with why set.
  */
-static long
-sniff(const struct route *r, gnutls_session_t s, char *why, size_t whylen)
+static int
+sniff(gnutls_session_t s, char *why, size_t whylen)
 {
 	static const char *const methods[] = { "GET ", "POST", "HEAD", "PUT ",
 	    "DELE", "OPTI", "CONN", "PATC", "TRAC" };
-	long ms = (long)r->handshake_timeout * 1000;
-	struct pollfd pfd = { session_fd(s), POLLIN, 0 };
+	const struct tls_rbuf *rb = gnutls_transport_get_ptr(s);
 	unsigned char b[4];
-	int64_t t0 = mono_ms();
 	ssize_t n;
 	size_t i;
-	int rc;
 
-	while ((rc = poll(&pfd, 1, (int)ms)) == -1 && errno == EINTR)
+	while ((n = recv(rb->fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT)) ==
+	    -1 && errno == EINTR)
 		;
-	if (rc == 0) {
-		snprintf(why, whylen, "handshake timeout");
+	if (n == -1 && errno == EAGAIN)
+		return 0;
+	if (n <= 0) {
+		snprintf(why, whylen, "handshake: connection closed by peer");
 		return -1;
 	}
-	n = recv(pfd.fd, b, sizeof(b), MSG_PEEK);
-	if (n > 0 && b[0] != 0x16) {	/* not a TLS handshake record */
-		for (i = 0; n == 4 && i < sizeof(methods) / sizeof(*methods);
-		    i++)
-			if (memcmp(b, methods[i], 4) == 0)
-				break;
-		if (n == 4 && i < sizeof(methods) / sizeof(*methods))
-			snprintf(why, whylen, "not TLS: a plain HTTP request");
-		else
-			snprintf(why, whylen, "not TLS: first byte 0x%02x",
-			    b[0]);
-		return -1;
-	}
-	ms -= (long)(mono_ms() - t0);
-	return ms > 0 ? ms : 1;
+	if (b[0] == 0x16)		/* a TLS handshake record */
+		return 1;
+	for (i = 0; n == 4 && i < sizeof(methods) / sizeof(*methods); i++)
+		if (memcmp(b, methods[i], 4) == 0)
+			break;
+	if (n == 4 && i < sizeof(methods) / sizeof(*methods))
+		snprintf(why, whylen, "not TLS: a plain HTTP request");
+	else
+		snprintf(why, whylen, "not TLS: first byte 0x%02x", b[0]);
+	return -1;
+}
+
+/* Which way the socket must go before GnuTLS can go on. */
+static int
+blocked(gnutls_session_t s)
+{
+	return gnutls_record_get_direction(s) ? TLS_OPEN_WRITE : TLS_OPEN_READ;
 }
 
 int
-tls_handshake(const struct route *r, gnutls_session_t s, char *why,
+tls_open_step(gnutls_session_t s, struct tls_open *op, char *why,
     size_t whylen, char *desc, size_t desclen)
 {
-	struct psk_seen seen = { r->tls, "", 0 };
-	char peer[512], idbuf[300];
-	long left = (long)r->handshake_timeout * 1000;
-	int ret, late;
+	const struct tls_ctx *c = op->ctx;
+	char idbuf[300];
+	int ret;
 
-	if (r->tls->server) {
-		if ((left = sniff(r, s, why, whylen)) == -1)
-			return -1;
-		gnutls_handshake_set_timeout(s, (unsigned)left);
-	}
-	gnutls_session_set_ptr(s, &seen);
-	handshake_deadline = mono_ms() + left;
-	do {
-		ret = gnutls_handshake(s);
-	} while (ret < 0 && ret != GNUTLS_E_AGAIN &&
-	    gnutls_error_is_fatal(ret) == 0);
-	late = mono_ms() >= handshake_deadline;
-	handshake_deadline = 0;
-	gnutls_session_set_ptr(s, NULL);	/* seen is ours only until here */
-	if (ret < 0) {
-		/* Tell the peer why, unless the connection itself failed. */
-		if (ret != GNUTLS_E_AGAIN && ret != GNUTLS_E_TIMEDOUT &&
-		    ret != GNUTLS_E_PREMATURE_TERMINATION &&
-		    ret != GNUTLS_E_PULL_ERROR && ret != GNUTLS_E_PUSH_ERROR &&
-		    ret != GNUTLS_E_FATAL_ALERT_RECEIVED)
-			(void)gnutls_alert_send_appropriate(s, ret);
-		handshake_reason(s, ret, late, r->server_name, why, whylen);
-		if (seen.identity[0] != '\0' &&
-		    (ret == GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER ||
-		    ret == GNUTLS_E_DECRYPTION_FAILED))
-			snprintf(why, whylen, "psk identity %s: %s",
-			    log_quote(seen.identity, idbuf, sizeof(idbuf)),
-			    seen.known ? "wrong key" : "unknown identity");
-		return -1;
-	}
-	if (authorize(r, s, why, whylen, peer, sizeof(peer)) == -1) {
-		gnutls_alert_send(s, GNUTLS_AL_FATAL, GNUTLS_A_BAD_CERTIFICATE);
-		return -1;
-	}
-	/* Accepted: now, and only now, a ticket to resume with. */
-	if (r->tls->ticket.data != NULL &&
-	    gnutls_protocol_get_version(s) == GNUTLS_TLS1_3) {
+	switch (op->step) {
+	case STEP_SNIFF:
+		if ((ret = sniff(s, why, whylen)) <= 0)
+			goto out;
+		op->step = STEP_HANDSHAKE;
+		/* FALLTHROUGH */
+	case STEP_HANDSHAKE:
 		do {
-			ret = gnutls_session_ticket_send(s, 1, 0);
-		} while (ret == GNUTLS_E_INTERRUPTED);
+			ret = gnutls_handshake(s);
+		} while (ret < 0 && ret != GNUTLS_E_AGAIN &&
+		    ret != GNUTLS_E_INTERRUPTED &&
+		    gnutls_error_is_fatal(ret) == 0);
+		if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED)
+			return blocked(s);
 		if (ret < 0) {
-			handshake_reason(s, ret, 1, r->server_name, why,
+			/* Tell the peer why, unless the connection failed. */
+			if (ret != GNUTLS_E_PREMATURE_TERMINATION &&
+			    ret != GNUTLS_E_PULL_ERROR &&
+			    ret != GNUTLS_E_PUSH_ERROR &&
+			    ret != GNUTLS_E_FATAL_ALERT_RECEIVED)
+				(void)gnutls_alert_send_appropriate(s, ret);
+			handshake_reason(s, ret, c->conf.server_name, why,
 			    whylen);
-			return -1;
+			if (op->identity[0] != '\0' &&
+			    (ret == GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER ||
+			    ret == GNUTLS_E_DECRYPTION_FAILED))
+				snprintf(why, whylen, "psk identity %s: %s",
+				    log_quote(op->identity, idbuf,
+				    sizeof(idbuf)), op->known ? "wrong key" :
+				    "unknown identity");
+			op->alerted = 1;
+			ret = -1;
+			goto out;
 		}
+		if (authorize(c, s, why, whylen, op->peer,
+		    sizeof(op->peer)) == -1) {
+			(void)gnutls_alert_send(s, GNUTLS_AL_FATAL,
+			    GNUTLS_A_BAD_CERTIFICATE);
+			op->alerted = 1;
+			ret = -1;
+			goto out;
+		}
+		op->step = STEP_TICKET;
+		/* FALLTHROUGH */
+	case STEP_TICKET:
+		/* Accepted: now, and only now, a ticket to resume with. */
+		if (c->ticket.data != NULL &&
+		    gnutls_protocol_get_version(s) == GNUTLS_TLS1_3) {
+			ret = gnutls_session_ticket_send(s, 1, 0);
+			if (ret == GNUTLS_E_AGAIN ||
+			    ret == GNUTLS_E_INTERRUPTED)
+				return blocked(s);
+			if (ret < 0) {
+				handshake_reason(s, ret, c->conf.server_name,
+				    why, whylen);
+				goto out;
+			}
+		}
+		op->step = STEP_OVER;
+		snprintf(desc, desclen, "version=%s cipher=%s peer=%s%s",
+		    gnutls_protocol_get_name(gnutls_protocol_get_version(s)),
+		    gnutls_cipher_get_name(gnutls_cipher_get(s)), op->peer,
+		    gnutls_session_is_resumed(s) ? " resumed=yes" : "");
+		gnutls_session_set_ptr(s, NULL);
+		return TLS_OPEN_DONE;
+	default:
+		snprintf(why, whylen, "handshake: over already");
+		ret = -1;
+		break;
 	}
-	snprintf(desc, desclen, "version=%s cipher=%s peer=%s%s",
-	    gnutls_protocol_get_name(gnutls_protocol_get_version(s)),
-	    gnutls_cipher_get_name(gnutls_cipher_get(s)), peer,
-	    gnutls_session_is_resumed(s) ? " resumed=yes" : "");
-	return 0;
+out:
+	if (ret == 0)
+		return TLS_OPEN_READ;
+	op->step = STEP_OVER;
+	gnutls_session_set_ptr(s, NULL);
+	return TLS_OPEN_FAILED;
 }
 
 int
-tls_identity(const struct route *r, char *buf, size_t len)
+tls_identity(const struct tls_ctx *c, char *buf, size_t len)
 {
-	const struct tls_ctx *c = r->tls;
+	const struct tls_conf *r = &c->conf;
 	gnutls_datum_t der = { NULL, 0 }, dn = { NULL, 0 };
 	gnutls_x509_crt_t crt = NULL;
 	char q[512];
@@ -1363,8 +1348,8 @@ tls_identity(const struct route *r, char *buf, size_t len)
 		gnutls_x509_crt_deinit(crt);
 	gnutls_free(dn.data);
 	n = snprintf(buf, len, "cert=%s ca=%s verify=%s", q[0] ? q : "-",
-	    r->ca ? r->ca : "-", r->verify == VERIFY_REQUIRE ? "require" :
-	    r->verify == VERIFY_OPTIONAL ? "optional" : "none");
+	    r->ca ? r->ca : "-", r->verify == TLS_VERIFY_REQUIRE ? "require" :
+	    r->verify == TLS_VERIFY_OPTIONAL ? "optional" : "none");
 	if (n > 0 && (size_t)n < len && !c->server)
 		n += snprintf(buf + n, len - (size_t)n, " server_name=%s",
 		    r->server_name);

@@ -6,9 +6,44 @@
 
 #include <gnutls/gnutls.h>
 
-#include "config.h"
-
 struct tls_ctx;
+
+enum tls_verify { TLS_VERIFY_NONE, TLS_VERIFY_OPTIONAL, TLS_VERIFY_REQUIRE };
+
+/*
+ * A route's TLS side as configured: what tls_ctx_new() loads. The strings
+ * are the caller's and must outlive the context (they are the route's).
+ */
+struct tls_conf {
+	const char	*name;		/* the route's: log lines, ticket key */
+	int		 server;	/* accepts TLS; else connects with it */
+	const char	*cert, *key;	/* NULL when not set */
+	const char	*ca;		/* a file, "system", or NULL */
+	enum tls_verify	 verify;
+	const char	*server_name;	/* connect side: the name to verify */
+	int		 sni;		/* send server_name (not an address) */
+	char *const	*allow_peers;	/* NULL-terminated, or NULL */
+	const char	*priority;	/* NULL: the default */
+	const char	*psk_file, *psk_identity;
+	int		 resumption;
+};
+
+/*
+ * Called once per problem found while loading: which key of the route
+ * ("cert", "priority", ...) and why.
+ */
+typedef void tls_err_fn(void *arg, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Load the credentials, trust anchors, PSK keys and priorities of a
+ * route's TLS side. On failure report each problem through err and return
+ * -1. The context is read-only afterwards (but for the tickets a connect
+ * side keeps, under its own lock) and may be shared by every thread.
+ */
+int tls_ctx_new(const struct tls_conf *conf, struct tls_ctx **out,
+    tls_err_fn *err, void *arg);
+void tls_ctx_free(struct tls_ctx *c);
 
 /*
  * A TLS session's read-ahead buffer: storage the caller provides (it
@@ -24,35 +59,43 @@ struct tls_rbuf {
 	unsigned char	 data[32 * 1024];
 };
 
-/* Called once per problem found while loading: which key, and why. */
-typedef void tls_err_fn(void *arg, enum key k, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/*
+ * A handshake in progress, step by step on a non-blocking socket: the
+ * caller's storage, from tls_session_new() until tls_open_step() says it
+ * is over.
+ */
+struct tls_open {
+	const struct tls_ctx	*ctx;
+	int			 step;
+	int			 alerted;	/* the peer was told why */
+	int			 known;		/* its PSK identity is ours */
+	char			 identity[256];	/* the PSK identity it gave */
+	char			 peer[384];	/* as logged: peer=... */
+};
 
 /*
- * Load the credentials, trust anchors, PSK keys and priorities of route r's
- * TLS side. On failure report each problem through err and return -1.
- * The context is read-only afterwards and may be shared by every thread.
+ * A GnuTLS session on fd for a route's TLS side (server side on a tls
+ * accept), receiving through rb; op is set up for tls_open_step().
  */
-int tls_ctx_new(const struct route *r, struct tls_ctx **out,
-    tls_err_fn *err, void *arg);
-void tls_ctx_free(struct tls_ctx *c);
+int tls_session_new(const struct tls_ctx *c, int fd, struct tls_rbuf *rb,
+    struct tls_open *op, gnutls_session_t *out, char *why, size_t whylen);
+
+/* What tls_open_step() returns. */
+enum { TLS_OPEN_DONE, TLS_OPEN_READ, TLS_OPEN_WRITE, TLS_OPEN_FAILED };
 
 /*
- * A GnuTLS session on fd for route r, server side on a tls accept,
- * receiving through rb.
+ * Take the opening of s as far as its non-blocking socket allows: a
+ * server first looks at the client's first bytes (plaintext on a TLS port
+ * is refused with a reason that says so), then the handshake, then the
+ * one authorization decision (the peer against the route, full handshake
+ * or resumed), then a server's session ticket, only now that the client
+ * is accepted. TLS_OPEN_READ or TLS_OPEN_WRITE: call again when the socket
+ * is readable or writable. TLS_OPEN_DONE: desc holds the log fields
+ * ("version=... cipher=... peer=..."). TLS_OPEN_FAILED: why says why (and
+ * op->alerted whether the peer was told).
  */
-int tls_session_new(const struct route *r, int fd, struct tls_rbuf *rb,
-    gnutls_session_t *out, char *why, size_t whylen);
-
-/*
- * Handshake (bounded by the route's handshake_timeout), then verify the
- * peer and match allow_peers. On success describe the session in desc as
- * log fields ("version=... cipher=... peer=..."); on failure say why.
- * Returns 0, or -1 with why set; -2 when the peer was refused (a
- * verification or allow_peers failure rather than a broken handshake).
- */
-int tls_handshake(const struct route *r, gnutls_session_t s,
-    char *why, size_t whylen, char *desc, size_t desclen);
+int tls_open_step(gnutls_session_t s, struct tls_open *op, char *why,
+    size_t whylen, char *desc, size_t desclen);
 
 /*
  * Client side, resumption on: keep the session's ticket for the route's
@@ -60,7 +103,10 @@ int tls_handshake(const struct route *r, gnutls_session_t s,
  * ticket arrives after the handshake); returns 0 while there is none yet,
  * 1 once done (or nothing to do).
  */
-int tls_keep_ticket(const struct route *r, gnutls_session_t s);
+int tls_keep_ticket(const struct tls_ctx *c, gnutls_session_t s);
+
+/* Whether c keeps tickets (a connect side with resumption). */
+int tls_keeps_tickets(const struct tls_ctx *c);
 
 /*
  * Has the peer on fd closed or reset the connection? On a blocking socket
@@ -86,7 +132,7 @@ void tls_wait(gnutls_session_t s);
 ssize_t tls_recv_buffered(gnutls_session_t s, void *buf, size_t len);
 
 /* What --check prints of a route's TLS identity, as log-style fields. */
-int tls_identity(const struct route *r, char *buf, size_t len);
+int tls_identity(const struct tls_ctx *c, char *buf, size_t len);
 
 /* The route's default priority string. */
 const char *tls_default_priority(void);

@@ -13,7 +13,7 @@
 . "$TESTLIB"
 
 command -v gnutls-cli >/dev/null || skip "no gnutls-cli"
-ports A B C H
+ports A B C
 {
 	demo_routes "$A" "$B" "$C"
 	echo "handshake_timeout = 3"	# on unwrap, the last route
@@ -23,22 +23,7 @@ gw=$GW_PID
 bg echo "$HELPERS/sink" -e 127.0.0.1 "$C"
 wait_port "$C"
 
-# The ClientHello: the first record gnutls-cli sends to a listener that
-# only reads.
-bg hello-srv "$HELPERS/xfer" -l -w 127.0.0.1 "$H" /dev/null hello.bin
-wait_port "$H"
-bg hello-cli timeout 20 gnutls-cli -p "$H" --x509cafile "$CERTS/ca.pem" \
-    --x509certfile "$CERTS/client.pem" --x509keyfile "$CERTS/client.key" \
-    localhost
-_hello_done() {	# hello.bin holds one whole handshake record
-	[ -s hello.bin ] || return 1
-	# shellcheck disable=SC2046
-	set -- $(od -An -tu1 -N5 hello.bin)
-	[ "$#" -eq 5 ] && [ "$1" -eq 22 ] &&
-	    [ "$(wc -c <hello.bin)" -ge $((5 + $4 * 256 + $5)) ]
-}
-wait_for 10 "a ClientHello from gnutls-cli" _hello_done
-stop "$(pid_of hello-cli)" "$(pid_of hello-srv)"
+client_hello hello.bin
 figure "netfuzz: ClientHello of $(wc -c <hello.bin) bytes"
 
 good=0

@@ -14,6 +14,7 @@
 #   wait_count FILE ERE N [SECS] wait until N lines of FILE match
 #   wait_port PORT [SECS]        wait until something listens on PORT
 #   no_answer PORT               a listener whose connections never complete
+#   client_hello FILE            a real ClientHello (gnutls-cli's), captured
 #   wait_exit PID [SECS]         wait for PID to end; returns its status
 #   proc_alive PID, stop [-SIG] PID..., count_lines FILE ERE, now_ms
 #   log_has/log_lacks FILE ERE, same_file A B, expect_rc WANT GOT WHAT
@@ -346,6 +347,30 @@ no_answer() {
 		[ "$_n" -lt 5 ] ||
 		    skip "a listen() backlog of 0 does not limit the queue here"
 	done
+}
+
+# --- a ClientHello --------------------------------------------------
+
+# client_hello FILE: the first record gnutls-cli sends (a ClientHello with
+# the test client certificate offered), captured into FILE by a listener
+# that only reads.
+_hello_done() {	# _hello_done FILE: FILE holds one whole handshake record
+	[ -s "$1" ] || return 1
+	# shellcheck disable=SC2046
+	set -- $(od -An -tu1 -N5 "$1") "$1"
+	[ "$#" -eq 6 ] && [ "$1" -eq 22 ] &&
+	    [ "$(wc -c <"$6")" -ge $((5 + $4 * 256 + $5)) ]
+}
+client_hello() {
+	ports _hello_port
+	bg hello-srv "$HELPERS/xfer" -l -w 127.0.0.1 "$_hello_port" /dev/null \
+	    "$1"
+	wait_port "$_hello_port"
+	bg hello-cli timeout 20 gnutls-cli -p "$_hello_port" \
+	    --x509cafile "$CERTS/ca.pem" --x509certfile "$CERTS/client.pem" \
+	    --x509keyfile "$CERTS/client.key" localhost
+	wait_for 10 "a ClientHello from gnutls-cli" _hello_done "$1"
+	stop "$(pid_of hello-cli)" "$(pid_of hello-srv)"
 }
 
 # --- a session that lasts ---------------------------------------------
