@@ -50,6 +50,20 @@
  */
 #define TICKETS	64
 
+/*
+ * A chain verified against a context: its digest, and until when the
+ * result stands: VERIFIED_MS at most (monotonic), and never past the
+ * expiry of any certificate of the chain (wall clock).
+ */
+#define VERIFIED	16
+#define VERIFIED_MS	60000
+
+struct verified {
+	unsigned char	 digest[32];
+	int64_t		 until;		/* ms, monotonic; 0: empty */
+	time_t		 not_after;
+};
+
 struct psk {
 	char		*identity;
 	unsigned char	 key[PSK_MAX];
@@ -92,6 +106,14 @@ struct tls_ctx {
 	pthread_mutex_t			 lock;
 	gnutls_datum_t			 tickets[TICKETS];
 	size_t				 ntickets;
+	/*
+	 * Peer chains this context has verified lately (authorize), under
+	 * lock: a resumed session's chain is verified once, not at every
+	 * resumption (two ECDSA verifications a chain session, about half
+	 * of a resumed handshake's CPU).
+	 */
+	struct verified			 verified[VERIFIED];
+	unsigned			 nextv;
 };
 
 /*
@@ -1040,6 +1062,79 @@ peer_allowed(gnutls_x509_crt_t crt, char *const *allow)
 	return 0;
 }
 
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The digest of a peer's chain, every certificate with its length. */
+static int
+chain_digest(const gnutls_datum_t *certs, unsigned n, unsigned char *out)
+{
+	gnutls_hash_hd_t h;
+	unsigned i;
+
+	if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0)
+		return -1;
+	for (i = 0; i < n; i++)
+		digest_field(h, certs[i].data, certs[i].size);
+	gnutls_hash_deinit(h, out);
+	return 0;
+}
+
+/* Has c verified this chain lately, and does the result still stand? */
+static int
+verified_lately(const struct tls_ctx *cc, const unsigned char *digest)
+{
+	struct tls_ctx *c = (struct tls_ctx *)(uintptr_t)cc;
+	int64_t now = mono_ms();
+	time_t wall = time(NULL);
+	unsigned i;
+	int hit = 0;
+
+	pthread_mutex_lock(&c->lock);
+	for (i = 0; i < VERIFIED && !hit; i++)
+		hit = c->verified[i].until > now &&
+		    wall < c->verified[i].not_after &&
+		    memcmp(c->verified[i].digest, digest, 32) == 0;
+	pthread_mutex_unlock(&c->lock);
+	return hit;
+}
+
+/* c has just verified this chain: remember it (the oldest goes). */
+static void
+verified_now(const struct tls_ctx *cc, const unsigned char *digest,
+    const gnutls_datum_t *certs, unsigned n)
+{
+	struct tls_ctx *c = (struct tls_ctx *)(uintptr_t)cc;
+	gnutls_x509_crt_t crt;
+	time_t t, not_after = (time_t)-1;
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		if (gnutls_x509_crt_init(&crt) < 0)
+			return;
+		t = gnutls_x509_crt_import(crt, &certs[i],
+		    GNUTLS_X509_FMT_DER) == 0 ?
+		    gnutls_x509_crt_get_expiration_time(crt) : (time_t)-1;
+		gnutls_x509_crt_deinit(crt);
+		if (t == (time_t)-1)
+			return;		/* unknown: not remembered */
+		if (not_after == (time_t)-1 || t < not_after)
+			not_after = t;
+	}
+	pthread_mutex_lock(&c->lock);
+	i = c->nextv++ % VERIFIED;
+	memcpy(c->verified[i].digest, digest, 32);
+	c->verified[i].until = mono_ms() + VERIFIED_MS;
+	c->verified[i].not_after = not_after;
+	pthread_mutex_unlock(&c->lock);
+}
+
 /*
  * The one authorization decision, made after every handshake, full or
  * resumed, against the route as it is now; describes the peer in peer.
@@ -1058,8 +1153,9 @@ authorize(const struct tls_ctx *c, gnutls_session_t s, char *why,
 	gnutls_datum_t dn = { NULL, 0 };
 	char idbuf[300];
 	const char *id;
+	unsigned char digest[32];
 	unsigned n = 0, st = 0;
-	int ret = -1, check, chain;
+	int ret = -1, check, chain, cache = 0;
 
 	snprintf(peer, peerlen, "-");
 	if (gnutls_auth_get_type(s) == GNUTLS_CRD_PSK) {
@@ -1094,6 +1190,11 @@ authorize(const struct tls_ctx *c, gnutls_session_t s, char *why,
 		    "no server certificate");
 		goto out;
 	}
+	if (chain && chain_digest(certs, n, digest) == 0 &&
+	    verified_lately(c, digest))
+		chain = 0;	/* the same chain, the same context: it stands */
+	else if (chain)
+		cache = 1;
 	if (chain) {
 		ret = gnutls_certificate_verify_peers(s,
 		    (gnutls_typed_vdata_st *)(uintptr_t)c->vdata, c->nvdata,
@@ -1109,6 +1210,8 @@ authorize(const struct tls_ctx *c, gnutls_session_t s, char *why,
 			status_reason(st, r->server_name, why, whylen);
 			goto out;
 		}
+		if (cache)
+			verified_now(c, digest, certs, n);
 	}
 	if (r->allow_peers != NULL &&
 	    (crt == NULL || !peer_allowed(crt, r->allow_peers))) {
