@@ -24,11 +24,11 @@ enum verify { VERIFY_NONE, VERIFY_OPTIONAL, VERIFY_REQUIRE };
 /*
  * A route's count of live sessions, shared by the routes of the same name
  * across reloads so that max_sessions counts old sessions too. n belongs
- * to relay.c and is read and written under its lock.
+ * to relay.c.
  */
 struct route_live {
 	atomic_uint	 refs;
-	unsigned	 n;
+	atomic_uint	 n;
 };
 
 /* The keys a route may carry; also the index of its line in key_line[]. */

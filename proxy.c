@@ -277,6 +277,12 @@ apply_listeners(const struct config *c)
 		log_event(LOG_INFO, r->name, 0, "listen", "addr=%s",
 		    r->accept.text);
 	}
+	/* What the sockets each listener accepts start with. */
+	for (i = 0; i < c->nroutes; i++)
+		if (relay_listener(next[i].fd, next[i].route) == -1)
+			log_event(LOG_WARN, next[i].route->name, 0, "listen",
+			    "reason=\"socket options: %s\"",
+			    log_strerror(errno, why, sizeof(why)));
 	for (j = 0; j < nlisteners; j++) {
 		for (kept = 0, i = 0; i < c->nroutes; i++)
 			kept |= (next[i].fd == listeners[j].fd);

@@ -123,10 +123,13 @@ struct session {
 	atomic_llong	 last_io;	/* ms, monotonic: idle timeout */
 	atomic_int	 failed;	/* FAILED_*, after reason, under lock */
 	int		 rejected;	/* failed before the relay began */
+	int		 listed;	/* on the live list (open) */
 	int		 starved;	/* for want of descriptors: the reject
 					   is logged at most once a second */
 	char		 reason[256];	/* before failed, under lock */
 	uint64_t	 up, down;	/* each written by one copy thread */
+	unsigned char	 big[2];	/* a direction used its full buffer
+					   (each written by its thread) */
 	char		 peer[INET6_ADDRSTRLEN + 8];
 	sem_t		 helper_done;	/* posted by the helper at its end */
 	struct stage_conn open;		/* lent to the stage until opened() */
@@ -142,14 +145,32 @@ struct copy {
 	struct end	*from, *to;
 	uint64_t	*count;
 	unsigned char	*small, *buf;
+	unsigned char	*big;
 };
 
 static pthread_mutex_t	 lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t	 idle_cond;
-static struct session	*live;		/* listed: fds valid, may be shut */
-static unsigned		 nlive;		/* counted until fully freed */
+static struct session	*live;		/* open ones: fds valid, may be shut */
+static int		 stopping;	/* relay_shutdown_all() has run */
+static atomic_uint	 nlive;		/* counted until fully freed */
 static unsigned		 max_sessions = 10000;
 static atomic_uint_fast64_t next_id = 1;
+
+/*
+ * Sessions' memory, kept for the next sessions: those that never wrote
+ * past their first page (most short ones) go on this stack, up to
+ * SPARE_MAX, so that a new session costs neither a mapping nor the
+ * page faults of a fresh one, and an ended one no munmap() (whose TLB
+ * shootdown interrupts every CPU that runs a thread of the process).
+ * Others are unmapped, and the stack is cut to SPARE_KEEP once the
+ * process is quiet (relay_tidy). Any thread pushes; only the accept loop
+ * pops (relay_start, relay_tidy), so the stack has no ABA problem.
+ */
+#define SPARE_MAX	1024
+#define SPARE_KEEP	16
+static _Atomic(struct session *) spare;	/* linked through next */
+static atomic_uint	 nspare;
+static size_t		 page_size = 4096;
 static pthread_attr_t	 thread_attr;
 
 /* A thread of the pool: runs fn(arg), then waits for the next job. */
@@ -221,6 +242,8 @@ relay_init(void)
 
 	if ((reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1)
 		return -1;
+	if (sysconf(_SC_PAGESIZE) > 0)
+		page_size = (size_t)sysconf(_SC_PAGESIZE);
 	if (stage_init(0, open_socket) == -1)
 		return -1;
 	if ((rc = pthread_condattr_init(&ca)) != 0 ||
@@ -365,14 +388,13 @@ unlist(struct session *s)
 static void
 uncount(struct route *r)
 {
-	pthread_mutex_lock(&lock);
-	nlive--;
-	r->live->n--;
-	if (nlive == 0) {
+	atomic_fetch_sub(&r->live->n, 1);
+	if (atomic_fetch_sub(&nlive, 1) == 1) {
 		atomic_store(&quiet_since, now_ms());
+		pthread_mutex_lock(&lock);	/* for relay_wait() */
 		pthread_cond_broadcast(&idle_cond);
+		pthread_mutex_unlock(&lock);
 	}
-	pthread_mutex_unlock(&lock);
 }
 
 /* Bound a socket's waits to ms milliseconds (0: none), in 64 bits. */
@@ -561,6 +583,7 @@ copy(void *arg)
 			*c->count += len;
 		}
 		if (len == size && buf == c->small) {
+			*c->big = 1;
 			buf = c->buf;
 			size = BUF_SIZE;
 		}
@@ -606,11 +629,11 @@ end_close(struct end *e, int reset)
 
 /*
  * A session's memory is a mapping of its own: zero pages, of which only
- * those data touches become resident (for an idle session, the first),
- * and all given back at its end, leaving no hole in the heap.
+ * those data touches become resident (for an idle session, the first).
+ * A spare one (above), reused, is cleared up to its buffers.
  */
 static struct session *
-session_alloc(void)
+session_map(void)
 {
 	void *p = mmap(NULL, sizeof(struct session), PROT_READ | PROT_WRITE,
 	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -619,9 +642,44 @@ session_alloc(void)
 }
 
 static void
+session_reuse(struct session *s)
+{
+	memset(s, 0, offsetof(struct session, small));
+	memset(&s->rbuf, 0, offsetof(struct tls_rbuf, data));
+}
+
+/* A spare session, or NULL; the accept loop's thread only. */
+static struct session *
+spare_pop(void)
+{
+	struct session *s = atomic_load(&spare);
+
+	while (s != NULL && !atomic_compare_exchange_weak(&spare, &s, s->next))
+		;
+	if (s != NULL)
+		atomic_fetch_sub(&nspare, 1);
+	return s;
+}
+
+/*
+ * The session's memory, freed: back to the spares if only its first
+ * page was written, else unmapped.
+ */
+static void
 session_free(struct session *s)
 {
-	(void)munmap(s, sizeof(*s));
+	size_t end = offsetof(struct session, rbuf.data) + s->rbuf.used;
+
+	if (s->big[0] || s->big[1] || end > page_size ||
+	    atomic_fetch_add(&nspare, 1) >= SPARE_MAX) {
+		if (!s->big[0] && !s->big[1] && end <= page_size)
+			atomic_fetch_sub(&nspare, 1);
+		(void)munmap(s, sizeof(*s));
+		return;
+	}
+	s->next = atomic_load(&spare);
+	while (!atomic_compare_exchange_weak(&spare, &s->next, s))
+		;
 }
 
 /* The end of every session, in its own thread, after the helper's join. */
@@ -633,8 +691,8 @@ session_close(struct session *s)
 	char q[300];
 	int reset;
 
-	unlist(s);			/* nobody wakes it now */
-
+	if (s->listed)
+		unlist(s);		/* nobody wakes it now */
 	if (atomic_load(&s->failed))
 		reason = s->reason;
 	if (s->rejected && s->starved)
@@ -650,10 +708,10 @@ session_close(struct session *s)
 	end_close(&s->cli, reset && !s->cli.alerted);
 	end_close(&s->srv, reset && !s->srv.alerted);
 
-	uncount(r);
-	config_route_unref(r);
 	(void)sem_destroy(&s->helper_done);
 	session_free(s);
+	uncount(r);
+	config_route_unref(r);
 }
 
 /* The helper's direction, client to server; says when it is done. */
@@ -743,15 +801,17 @@ session_main(void *arg)
 {
 	struct session *s = arg;
 	struct copy up = { s, &s->cli, &s->srv, &s->up, s->small[0],
-	    s->buf[0] };
+	    s->buf[0], &s->big[0] };
 	struct copy down = { s, &s->srv, &s->cli, &s->down, s->small[1],
-	    s->buf[1] };
+	    s->buf[1], &s->big[1] };
 	int64_t idle = (int64_t)s->route->idle_timeout * 1000;
 	char eb[128];
 	int rc;
 
-	/* From here on, idle_timeout bounds every wait of the relay. */
-	end_timeouts(&s->cli, idle);
+	/*
+	 * From here on, idle_timeout bounds every wait of the relay: the
+	 * client's socket has it from its listener (relay_listener()).
+	 */
 	end_timeouts(&s->srv, idle);
 	atomic_store(&s->last_io, now_ms());
 	if ((rc = spawn(copy_up, &up)) != 0) {
@@ -781,15 +841,27 @@ opened(struct stage_conn *c, const char *why)
 	char eb[128];
 	int rc;
 
-	pthread_mutex_lock(&lock);
 	s->cli.tls = c->cli_tls;
 	s->cli.alerted = c->cli_alerted;
 	s->srv.tls = c->srv_tls;
 	s->srv.alerted = c->srv_alerted;
 	s->srv.fd = c->srv;		/* now owned by the session */
 	s->starved = c->starved;
-	if (why != NULL)
+	if (why != NULL) {		/* not listed: nobody else sees it */
 		fail_locked(s, FAILED, why);
+		s->rejected = 1;
+		session_close(s);
+		return;
+	}
+	/* Open: on the list that the end of the shutdown grace walks. */
+	pthread_mutex_lock(&lock);
+	s->next = live;
+	if (live != NULL)
+		live->prev = s;
+	live = s;
+	s->listed = 1;
+	if (stopping)
+		fail_locked(s, FAILED, "shutdown");
 	why = atomic_load(&s->failed) ? s->reason : NULL;
 	pthread_mutex_unlock(&lock);
 	if (why != NULL) {
@@ -855,27 +927,28 @@ relay_start(int fd, struct route *r, const struct sockaddr *peer,
 	struct session *s = NULL;
 	char p[INET6_ADDRSTRLEN + 8];
 	const char *why = NULL;
+	unsigned n;
 
 	(void)peerlen;
-	pthread_mutex_lock(&lock);
-	if (nlive >= max_sessions)
+	/* Counted at once: sessions of this loop and of reloads add up. */
+	if ((n = atomic_fetch_add(&nlive, 1)) >= max_sessions)
 		why = "max_sessions reached (gateway)";
-	else if (r->live->n >= r->max_sessions)
+	else if (atomic_fetch_add(&r->live->n, 1) >= r->max_sessions) {
+		atomic_fetch_sub(&r->live->n, 1);
 		why = "max_sessions reached (route)";
-	else {
-		if (nlive++ == 0)
-			atomic_store(&quiet_since, 0);
-		r->live->n++;
-	}
-	pthread_mutex_unlock(&lock);
+	} else if (n == 0)
+		atomic_store(&quiet_since, 0);
 	if (why != NULL) {		/* a policy: every one is logged */
+		atomic_fetch_sub(&nlive, 1);
 		log_sockaddr(peer, p, sizeof(p));
 		log_event(LOG_WARN, r->name, 0, "reject", "peer=%s "
 		    "reason=\"%s\"", p, why);
 		close_reset(fd);
 		return -1;
 	}
-	if ((s = session_alloc()) == NULL) {
+	if ((s = spare_pop()) != NULL)
+		session_reuse(s);
+	else if ((s = session_map()) == NULL) {
 		uncount(r);
 		refuse(fd, r, peer, "out of memory");
 		return -1;
@@ -899,13 +972,6 @@ relay_start(int fd, struct route *r, const struct sockaddr *peer,
 	s->open.cli = fd;
 	s->open.rbuf = &s->rbuf;
 	s->open.done = opened;
-
-	pthread_mutex_lock(&lock);
-	s->next = live;
-	if (live != NULL)
-		live->prev = s;
-	live = s;
-	pthread_mutex_unlock(&lock);
 	log_event(LOG_INFO, r->name, s->id, "open", "peer=%s", s->peer);
 	untidy = 1;
 	stage_open(&s->open);
@@ -927,10 +993,24 @@ rss_kib(void)
 	return resident < 0 ? -1 : resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+int
+relay_listener(int fd, const struct route *r)
+{
+	int one = 1;
+
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) == -1)
+		return -1;
+	set_timeout(fd, SO_RCVTIMEO, (int64_t)r->idle_timeout * 1000);
+	set_timeout(fd, SO_SNDTIMEO, (int64_t)r->idle_timeout * 1000);
+	return 0;
+}
+
 long
 relay_tidy(void)
 {
 	int64_t since = atomic_load(&quiet_since), now;
+	struct session *s;
 	unsigned busy;
 
 	if (!untidy)
@@ -943,6 +1023,8 @@ relay_tidy(void)
 	pthread_mutex_unlock(&pool_lock);
 	if (busy > 0)
 		return TIDY_MS;
+	while (atomic_load(&nspare) > SPARE_KEEP && (s = spare_pop()) != NULL)
+		(void)munmap(s, sizeof(*s));
 	(void)malloc_trim(0);
 	untidy = 0;
 	log_event(LOG_INFO, NULL, 0, "idle", "rss=%ld", rss_kib());
@@ -954,9 +1036,7 @@ relay_count(void)
 {
 	unsigned n;
 
-	pthread_mutex_lock(&lock);
-	n = nlive;
-	pthread_mutex_unlock(&lock);
+	n = atomic_load(&nlive);
 	return n;
 }
 
@@ -974,10 +1054,10 @@ relay_wait(long ms)
 		ts.tv_nsec -= 1000000000;
 	}
 	pthread_mutex_lock(&lock);
-	while (nlive > 0)
+	while (atomic_load(&nlive) > 0)
 		if (pthread_cond_timedwait(&idle_cond, &lock, &ts) == ETIMEDOUT)
 			break;
-	n = nlive;
+	n = atomic_load(&nlive);
 	pthread_mutex_unlock(&lock);
 	return n;
 }
@@ -988,6 +1068,7 @@ relay_shutdown_all(void)
 	struct session *s;
 
 	pthread_mutex_lock(&lock);
+	stopping = 1;		/* and those about to be listed */
 	for (s = live; s != NULL; s = s->next)
 		fail_locked(s, FAILED, "shutdown");
 	pthread_mutex_unlock(&lock);

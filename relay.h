@@ -12,6 +12,15 @@ int relay_init(void);
 void relay_set_max_sessions(unsigned n);
 
 /*
+ * Set up the listening socket fd of route r: the sockets it accepts
+ * start with what it has (Linux copies a listener's options to them),
+ * so every session's client socket gets TCP_NODELAY, SO_KEEPALIVE and
+ * the route's idle timeout with no system call of its own. Call again
+ * for a socket kept across a reload.
+ */
+int relay_listener(int fd, const struct route *r);
+
+/*
  * Start a session for the connection fd accepted on route r. Takes
  * ownership of fd in every case, and a reference to r while the session
  * lives. Returns -1 when the session was refused (limits, no thread); the

@@ -37,6 +37,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -74,6 +75,7 @@ enum {
 	S_RESOLVED,	/* back from the resolver thread */
 	S_NEXT,		/* trying the next address */
 	S_CONNECTING,	/* a connect() in progress */
+	S_CONNECTED_MAYBE,	/* one that may be over: SO_ERROR says */
 	S_CONNECTED,
 	S_TLS_SRV	/* the server's TLS handshake (wrap) */
 };
@@ -91,6 +93,7 @@ struct stage_state {
 	int			 wfd;		/* watched: fd and events */
 	uint32_t		 wev;
 	struct addrinfo		*res, *ai;	/* the addresses to try */
+	const struct addrinfo	*cur;		/* the one being tried */
 	int			 err;		/* why the last one failed */
 	int			 gai_rc, gai_errno;	/* the resolver's */
 	struct tls_open		 op;		/* the TLS end's handshake */
@@ -202,17 +205,6 @@ set_deadline(struct stage_state *st, int64_t at)
 
 /* --- sockets ---------------------------------------------------------- */
 
-static int
-set_blocking(int fd, int on)
-{
-	int flags;
-
-	if ((flags = fcntl(fd, F_GETFL)) == -1)
-		return -1;
-	flags = on ? flags & ~O_NONBLOCK : flags | O_NONBLOCK;
-	return fcntl(fd, F_SETFL, flags);
-}
-
 static void
 tune_socket(int fd)
 {
@@ -273,9 +265,11 @@ finish(struct stage_state *st, const char *why)
 	if (st->res != NULL)
 		freeaddrinfo(st->res);
 	st->res = st->ai = NULL;
-	if (why == NULL && (set_blocking(c->cli, 1) == -1 ||
-	    (c->srv != -1 && set_blocking(c->srv, 1) == -1)))
-		why = "fcntl: cannot make the sockets blocking";
+	/* A socket's status flags are O_NONBLOCK or nothing: clear it. */
+	if (why == NULL && c->srv != -1 && fcntl(c->srv, F_SETFL, 0) == -1)
+		why = "fcntl: cannot make the socket blocking";
+	if (why == NULL && c->rbuf != NULL)
+		c->rbuf->dontwait = 0;	/* the copy threads block */
 	st->c = NULL;
 	c->st = NULL;
 	pthread_mutex_lock(&t->lock);
@@ -396,7 +390,10 @@ connect_next(struct stage_state *st)
 	const struct addrinfo *ai = st->ai;
 	int fd;
 
+	struct pollfd pfd;
+
 	st->ai = ai->ai_next;
+	st->cur = ai;
 	if ((fd = make_socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
 	    SOCK_NONBLOCK, ai->ai_protocol)) == -1) {
 		st->err = errno;
@@ -407,9 +404,14 @@ connect_next(struct stage_state *st)
 	c->srv = fd;
 	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
 		st->state = S_CONNECTED;
-	else if ((st->err = errno) == EINPROGRESS)
+	else if ((st->err = errno) == EINPROGRESS) {
 		st->state = S_CONNECTING;
-	else {
+		/* A near server (loopback) has often answered already. */
+		pfd.fd = fd;
+		pfd.events = POLLOUT;
+		if (poll(&pfd, 1, 0) == 1)
+			st->state = S_CONNECTED_MAYBE;
+	} else {
 		(void)close(fd);
 		c->srv = -1;
 	}
@@ -467,7 +469,6 @@ advance(struct stage_state *st)
 {
 	struct stage_conn *c = st->c;
 	const struct route *r = c->route;
-	struct sockaddr_storage ss;
 	char eb[128], where[INET6_ADDRSTRLEN + 8];
 	socklen_t len;
 	int rc;
@@ -475,12 +476,7 @@ advance(struct stage_state *st)
 	for (;;) {
 		switch (st->state) {
 		case S_START:
-			tune_socket(c->cli);
-			if (set_blocking(c->cli, 0) == -1) {
-				fail(st, "fcntl: %s",
-				    log_strerror(errno, eb, sizeof(eb)));
-				return;
-			}
+			/* c->cli has its options from its listener (relay.c). */
 			if (r->accept.scheme != SCHEME_TLS) {
 				st->state = S_CONNECT;
 				break;
@@ -539,6 +535,10 @@ advance(struct stage_state *st)
 				return;
 			}
 			connect_next(st);
+			if (st->state == S_CONNECTED_MAYBE) {
+				st->state = S_CONNECTING;
+				break;	/* on to SO_ERROR, without a wait */
+			}
 			if (st->state == S_CONNECTING &&
 			    watch(st, c->srv, TLS_OPEN_WRITE) == -1) {
 				fail(st, "epoll: %s",
@@ -564,13 +564,7 @@ advance(struct stage_state *st)
 			st->state = S_NEXT;
 			break;
 		case S_CONNECTED:
-			len = sizeof(ss);
-			if (getpeername(c->srv, (struct sockaddr *)&ss,
-			    &len) == -1)
-				snprintf(where, sizeof(where), "?");
-			else
-				log_sockaddr((struct sockaddr *)&ss, where,
-				    sizeof(where));
+			log_sockaddr(st->cur->ai_addr, where, sizeof(where));
 			tune_socket(c->srv);
 			log_event(LOG_INFO, r->name, c->id, "connect",
 			    "addr=%s", where);

@@ -138,10 +138,13 @@ pull(gnutls_transport_ptr_t ptr, void *buf, size_t n)
 			errno = EAGAIN;
 			return -1;
 		}
-		if ((r = recv(rb->fd, rb->data, sizeof(rb->data), 0)) <= 0)
+		if ((r = recv(rb->fd, rb->data, sizeof(rb->data),
+		    rb->dontwait ? MSG_DONTWAIT : 0)) <= 0)
 			return r;	/* errno tells GnuTLS why */
 		rb->off = 0;
 		rb->len = (size_t)r;
+		if (rb->len > rb->used)
+			rb->used = rb->len;
 	}
 	if (n > rb->len)
 		n = rb->len;
@@ -149,6 +152,21 @@ pull(gnutls_transport_ptr_t ptr, void *buf, size_t n)
 	rb->off += n;
 	rb->len -= n;
 	return (ssize_t)n;
+}
+
+/* GnuTLS's sending: one sendmsg(), without SIGPIPE, and without waiting
+   while the session is being opened. */
+static ssize_t
+push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt)
+{
+	const struct tls_rbuf *rb = ptr;
+	struct msghdr msg;
+
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = (struct iovec *)(uintptr_t)iov;
+	msg.msg_iovlen = (size_t)iovcnt;
+	return sendmsg(rb->fd, &msg, MSG_NOSIGNAL |
+	    (rb->dontwait ? MSG_DONTWAIT : 0));
 }
 
 /*
@@ -905,11 +923,13 @@ tls_session_new(const struct tls_ctx *c, int fd, struct tls_rbuf *rb,
 		gnutls_session_set_verify_cert2(s,
 		    (gnutls_typed_vdata_st *)(uintptr_t)c->vdata, c->nvdata, 0);
 	rb->fd = fd;
+	rb->dontwait = 1;
 	rb->nowait = rb->held = 0;
-	rb->off = rb->len = 0;
-	/* Receive through rb; send on fd with GnuTLS's own sendmsg. */
-	gnutls_transport_set_ptr2(s, rb, (gnutls_transport_ptr_t)(intptr_t)fd);
+	rb->off = rb->len = rb->used = 0;
+	/* Receive through rb, send with push(). */
+	gnutls_transport_set_ptr(s, rb);
 	gnutls_transport_set_pull_function(s, pull);
+	gnutls_transport_set_vec_push_function(s, push);
 	gnutls_transport_set_pull_timeout_function(s, pull_timeout);
 	/* The caller bounds the handshake; GnuTLS must never wait itself. */
 	gnutls_handshake_set_timeout(s, 0);
@@ -1252,6 +1272,8 @@ tls_wait(gnutls_session_t s)
 	if ((r = recv(rb->fd, rb->data, sizeof(rb->data), 0)) > 0) {
 		rb->off = 0;
 		rb->len = (size_t)r;
+		if (rb->len > rb->used)
+			rb->used = rb->len;
 	} else if (r == 0 || errno != EINTR) {
 		rb->held = 1;
 		rb->held_ret = r;

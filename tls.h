@@ -51,11 +51,13 @@ void tls_ctx_free(struct tls_ctx *c);
  */
 struct tls_rbuf {
 	int		 fd;
+	int		 dontwait;	/* the socket is used non-blocking */
 	int		 nowait;	/* empty: EAGAIN, not recv() */
 	int		 held;		/* tls_wait met an end or error: */
 	int		 held_errno;	/* pull reports it next */
 	ssize_t		 held_ret;
 	size_t		 off, len;
+	size_t		 used;		/* the most data has ever held */
 	unsigned char	 data[32 * 1024];
 };
 
@@ -75,7 +77,10 @@ struct tls_open {
 
 /*
  * A GnuTLS session on fd for a route's TLS side (server side on a tls
- * accept), receiving through rb; op is set up for tls_open_step().
+ * accept), receiving through rb; op is set up for tls_open_step(). The
+ * session sends and receives without waiting (MSG_DONTWAIT, whatever
+ * the socket's own mode) while rb->dontwait is set, as it is at first:
+ * clear it once the session is open, for blocking use.
  */
 int tls_session_new(const struct tls_ctx *c, int fd, struct tls_rbuf *rb,
     struct tls_open *op, gnutls_session_t *out, char *why, size_t whylen);
