@@ -6,11 +6,10 @@
  * be opened: TLS handshake, verification and outgoing connection, in the
  * route's order, on the stage's few long-lived threads. The stage hands
  * it back to opened(): a session that failed to open is torn down there
- * and then; an open one gets a thread of its own (an idle one of the
- * pool, or a new one), which owns struct session from then on: it has a
- * second thread copy client to server, copies server to client itself,
- * waits for the helper to say it is done, and alone tears the session
- * down. Nobody else frees or closes anything of a session.
+ * and then; an open one gets two threads (idle ones of the pool, or new
+ * ones), one copying each direction, and the last of them to end alone
+ * tears the session down. Nobody else frees or closes anything of a
+ * session.
  *
  * End of stream is passed on as a half-close: a plain EOF becomes
  * close_notify (gnutls_bye(GNUTLS_SHUT_WR), called by the thread that
@@ -111,6 +110,15 @@ struct end {
 					   without a reset, after the alert */
 };
 
+/* One direction: read from one end, write to the other. */
+struct copy {
+	struct session	*s;
+	struct end	*from, *to;
+	uint64_t	*count;
+	unsigned char	*small, *buf;
+	unsigned char	*big;
+};
+
 /* struct session's failed: why it ends is known, or only second-hand. */
 enum { FAILED = 1, FAILED_WEAK };
 
@@ -131,7 +139,8 @@ struct session {
 	unsigned char	 big[2];	/* a direction used its full buffer
 					   (each written by its thread) */
 	char		 peer[INET6_ADDRSTRLEN + 8];
-	sem_t		 helper_done;	/* posted by the helper at its end */
+	struct copy	 dir[2];	/* client to server, and back */
+	atomic_int	 running;	/* copy threads: the last tears down */
 	struct stage_conn open;		/* lent to the stage until opened() */
 	/* The fields above and the start of rbuf share the first page. */
 	unsigned char	 small[2][SMALL_SIZE];	/* one per direction */
@@ -139,14 +148,6 @@ struct session {
 	unsigned char	 buf[2][BUF_SIZE];	/* one per direction */
 };
 
-/* One direction: read from one end, write to the other. */
-struct copy {
-	struct session	*s;
-	struct end	*from, *to;
-	uint64_t	*count;
-	unsigned char	*small, *buf;
-	unsigned char	*big;
-};
 
 static pthread_mutex_t	 lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t	 idle_cond;
@@ -176,7 +177,7 @@ static pthread_attr_t	 thread_attr;
 /* A thread of the pool: runs fn(arg), then waits for the next job. */
 struct worker {
 	struct worker	*next;		/* idle list, under pool_lock */
-	pthread_cond_t	 wake;
+	sem_t		 go;		/* posted when fn is set */
 	void		*(*fn)(void *);
 	void		*arg;
 };
@@ -682,7 +683,10 @@ session_free(struct session *s)
 		;
 }
 
-/* The end of every session, in its own thread, after the helper's join. */
+/*
+ * The end of every session: by the last of its copy threads, or by
+ * opened() if it never got one. Nothing else touches s any more.
+ */
 static void
 session_close(struct session *s)
 {
@@ -708,21 +712,24 @@ session_close(struct session *s)
 	end_close(&s->cli, reset && !s->cli.alerted);
 	end_close(&s->srv, reset && !s->srv.alerted);
 
-	(void)sem_destroy(&s->helper_done);
 	session_free(s);
 	uncount(r);
 	config_route_unref(r);
 }
 
-/* The helper's direction, client to server; says when it is done. */
+/*
+ * One direction of an open session, in a thread of its own; the last of
+ * the two to end tears the session down.
+ */
 static void *
-copy_up(void *arg)
+copy_main(void *arg)
 {
 	struct copy *c = arg;
-	sem_t *done = &c->s->helper_done;
+	struct session *s = c->s;
 
 	copy(c);
-	(void)sem_post(done);	/* s may be gone after this */
+	if (atomic_fetch_sub(&s->running, 1) == 1)
+		session_close(s);	/* the other is done: s is ours */
 	return NULL;
 }
 
@@ -739,18 +746,17 @@ worker_main(void *arg)
 			pthread_mutex_unlock(&pool_lock);
 			break;
 		}
-		/* Named so that ps, top -H and the tests tell idle from busy. */
-		(void)pthread_setname_np(pthread_self(), "tlsgate:idle");
-		w->fn = NULL;
 		w->next = idle_workers;
 		idle_workers = w;
 		nidle++;
-		while (w->fn == NULL)
-			pthread_cond_wait(&w->wake, &pool_lock);
 		pthread_mutex_unlock(&pool_lock);
+		/* Named so that ps, top -H and the tests tell idle from busy. */
+		(void)pthread_setname_np(pthread_self(), "tlsgate:idle");
+		while (sem_wait(&w->go) == -1)
+			;	/* EINTR */
 		(void)pthread_setname_np(pthread_self(), "tlsgate");
 	}
-	(void)pthread_cond_destroy(&w->wake);
+	(void)sem_destroy(&w->go);
 	free(w);
 	return NULL;
 }
@@ -766,16 +772,18 @@ spawn(void *(*fn)(void *), void *arg)
 	if ((w = idle_workers) != NULL) {
 		idle_workers = w->next;
 		nidle--;
-		w->fn = fn;
-		w->arg = arg;
-		pthread_cond_signal(&w->wake);
 	}
 	pthread_mutex_unlock(&pool_lock);
-	if (w != NULL)
+	if (w != NULL) {
+		w->fn = fn;
+		w->arg = arg;
+		(void)sem_post(&w->go);		/* w runs fn(arg) now */
 		return 0;
+	}
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return ENOMEM;
-	if ((rc = pthread_cond_init(&w->wake, NULL)) != 0) {
+	if (sem_init(&w->go, 0, 0) == -1) {
+		rc = errno;
 		free(w);
 		return rc;
 	}
@@ -789,44 +797,12 @@ spawn(void *(*fn)(void *), void *arg)
 		pthread_mutex_lock(&pool_lock);
 		nworkers--;
 		pthread_mutex_unlock(&pool_lock);
-		(void)pthread_cond_destroy(&w->wake);
+		(void)sem_destroy(&w->go);
 		free(w);
 	}
 	return rc;
 }
 
-/* An open session's own thread: from here to its end, s is ours. */
-static void *
-session_main(void *arg)
-{
-	struct session *s = arg;
-	struct copy up = { s, &s->cli, &s->srv, &s->up, s->small[0],
-	    s->buf[0], &s->big[0] };
-	struct copy down = { s, &s->srv, &s->cli, &s->down, s->small[1],
-	    s->buf[1], &s->big[1] };
-	int64_t idle = (int64_t)s->route->idle_timeout * 1000;
-	char eb[128];
-	int rc;
-
-	/*
-	 * From here on, idle_timeout bounds every wait of the relay: the
-	 * client's socket has it from its listener (relay_listener()).
-	 */
-	end_timeouts(&s->srv, idle);
-	atomic_store(&s->last_io, now_ms());
-	if ((rc = spawn(copy_up, &up)) != 0) {
-		session_fail(s, "no thread: %s",
-		    log_strerror(rc, eb, sizeof(eb)));
-		goto out;
-	}
-	copy(&down);
-	while (sem_wait(&s->helper_done) == -1)
-		;		/* EINTR */
-	/* The helper is done: nobody else touches s now. */
-out:
-	session_close(s);
-	return NULL;
-}
 
 /*
  * The stage is done with the session (on its thread): take what it
@@ -839,7 +815,7 @@ opened(struct stage_conn *c, const char *why)
 	struct session *s = (struct session *)(void *)((char *)c -
 	    offsetof(struct session, open));
 	char eb[128];
-	int rc;
+	int i, rc;
 
 	s->cli.tls = c->cli_tls;
 	s->cli.alerted = c->cli_alerted;
@@ -870,11 +846,28 @@ opened(struct stage_conn *c, const char *why)
 		return;
 	}
 	s->srv.ticket = s->srv.tls != NULL && tls_keeps_tickets(s->route->tls);
-	if ((rc = spawn(session_main, s)) != 0) {
+	/*
+	 * From here on, idle_timeout bounds every wait of the relay: the
+	 * client's socket has it from its listener (relay_listener()).
+	 */
+	end_timeouts(&s->srv, (int64_t)s->route->idle_timeout * 1000);
+	atomic_store(&s->last_io, now_ms());
+	s->dir[0] = (struct copy){ s, &s->cli, &s->srv, &s->up, s->small[0],
+	    s->buf[0], &s->big[0] };
+	s->dir[1] = (struct copy){ s, &s->srv, &s->cli, &s->down,
+	    s->small[1], s->buf[1], &s->big[1] };
+	atomic_store(&s->running, 2);
+	for (i = 0; i < 2; i++) {
+		if ((rc = spawn(copy_main, &s->dir[i])) == 0)
+			continue;
 		session_fail(s, "no thread: %s",
 		    log_strerror(rc, eb, sizeof(eb)));
-		s->rejected = s->starved = 1;
-		session_close(s);
+		s->starved = 1;
+		s->rejected = (i == 0);
+		/* The one not started, and the other if there is none. */
+		if (atomic_fetch_sub(&s->running, 2 - i) == 2 - i)
+			session_close(s);
+		break;
 	}
 }
 
@@ -951,12 +944,6 @@ relay_start(int fd, struct route *r, const struct sockaddr *peer,
 	else if ((s = session_map()) == NULL) {
 		uncount(r);
 		refuse(fd, r, peer, "out of memory");
-		return -1;
-	}
-	if (sem_init(&s->helper_done, 0, 0) == -1) {
-		session_free(s);
-		uncount(r);
-		refuse(fd, r, peer, "semaphore");
 		return -1;
 	}
 	s->id = atomic_fetch_add(&next_id, 1);
