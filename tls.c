@@ -55,7 +55,7 @@
  * result stands: VERIFIED_MS at most (monotonic), and never past the
  * expiry of any certificate of the chain (wall clock).
  */
-#define VERIFIED	16
+#define VERIFIED	64
 #define VERIFIED_MS	60000
 
 struct verified {
@@ -107,10 +107,10 @@ struct tls_ctx {
 	gnutls_datum_t			 tickets[TICKETS];
 	size_t				 ntickets;
 	/*
-	 * Peer chains this context has verified lately (authorize), under
-	 * lock: a resumed session's chain is verified once, not at every
-	 * resumption (two ECDSA verifications a chain session, about half
-	 * of a resumed handshake's CPU).
+	 * Peer chains this context has verified lately (verify_chain), under
+	 * lock: a chain is verified once, not at every handshake or
+	 * resumption of the same peer (an ECDSA verification a side: about
+	 * a quarter of a full handshake's CPU, half of a resumed one's).
 	 */
 	struct verified			 verified[VERIFIED];
 	unsigned			 nextv;
@@ -869,6 +869,7 @@ tls_ctx_free(struct tls_ctx *c)
 }
 
 static void resume_take(struct tls_ctx *, gnutls_session_t);
+static int verify_in_handshake(gnutls_session_t);
 
 /* The steps of tls_open_step(). */
 enum { STEP_SNIFF, STEP_HANDSHAKE, STEP_TICKET, STEP_OVER };
@@ -920,8 +921,7 @@ tls_session_new(const struct tls_ctx *c, int fd, struct tls_rbuf *rb,
 			resume_take((struct tls_ctx *)(uintptr_t)c, s);
 	}
 	if (c->in_handshake)
-		gnutls_session_set_verify_cert2(s,
-		    (gnutls_typed_vdata_st *)(uintptr_t)c->vdata, c->nvdata, 0);
+		gnutls_session_set_verify_function(s, verify_in_handshake);
 	rb->fd = fd;
 	rb->dontwait = 1;
 	rb->nowait = rb->held = 0;
@@ -1156,6 +1156,56 @@ verified_now(const struct tls_ctx *cc, const unsigned char *digest,
 }
 
 /*
+ * Verify the peer's chain (name and purpose too) against c, unless c has
+ * verified the same chain lately. Returns 0, a GnuTLS error, or
+ * GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR with *status set.
+ */
+static int
+verify_chain(const struct tls_ctx *c, gnutls_session_t s,
+    const gnutls_datum_t *certs, unsigned n, unsigned *status)
+{
+	unsigned char digest[32];
+	int ret, known;
+
+	*status = 0;
+	known = chain_digest(certs, n, digest) == 0;
+	if (known && verified_lately(c, digest))
+		return 0;	/* the same chain, the same context: it stands */
+	if ((ret = gnutls_certificate_verify_peers(s,
+	    (gnutls_typed_vdata_st *)(uintptr_t)c->vdata, c->nvdata,
+	    status)) < 0)
+		return ret;
+	if (*status != 0)
+		return GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR;
+	if (known)
+		verified_now(c, digest, certs, n);
+	return 0;
+}
+
+/*
+ * GnuTLS's check of the peer's chain inside a full handshake (verify =
+ * require, or any verification on a connect side), once the peer's
+ * certificate has come: a server that fails is refused before the
+ * client's certificate and Finished go out. The peer's signature over
+ * the handshake is GnuTLS's, always; the chain is verify_chain()'s.
+ */
+static int
+verify_in_handshake(gnutls_session_t s)
+{
+	struct tls_open *op = gnutls_session_get_ptr(s);
+	const gnutls_datum_t *certs;
+	unsigned n = 0;
+	int ret;
+
+	if (op == NULL)
+		return GNUTLS_E_INTERNAL_ERROR;
+	if ((certs = gnutls_certificate_get_peers(s, &n)) == NULL || n == 0)
+		return GNUTLS_E_NO_CERTIFICATE_FOUND;
+	ret = verify_chain(op->ctx, s, certs, n, &op->vstatus);
+	return ret;
+}
+
+/*
  * The one authorization decision, made after every handshake, full or
  * resumed, against the route as it is now; describes the peer in peer.
  * A resumed session carries the identity of the handshake that made its
@@ -1173,9 +1223,8 @@ authorize(const struct tls_ctx *c, gnutls_session_t s, char *why,
 	gnutls_datum_t dn = { NULL, 0 };
 	char idbuf[300];
 	const char *id;
-	unsigned char digest[32];
 	unsigned n = 0, st = 0;
-	int ret = -1, check, chain, cache = 0;
+	int ret = -1, check, chain;
 
 	snprintf(peer, peerlen, "-");
 	if (gnutls_auth_get_type(s) == GNUTLS_CRD_PSK) {
@@ -1210,28 +1259,14 @@ authorize(const struct tls_ctx *c, gnutls_session_t s, char *why,
 		    "no server certificate");
 		goto out;
 	}
-	if (chain && chain_digest(certs, n, digest) == 0 &&
-	    verified_lately(c, digest))
-		chain = 0;	/* the same chain, the same context: it stands */
-	else if (chain)
-		cache = 1;
-	if (chain) {
-		ret = gnutls_certificate_verify_peers(s,
-		    (gnutls_typed_vdata_st *)(uintptr_t)c->vdata, c->nvdata,
-		    &st);
-		if (ret < 0) {
+	if (chain && (ret = verify_chain(c, s, certs, n, &st)) != 0) {
+		if (ret == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR)
+			status_reason(st, r->server_name, why, whylen);
+		else
 			snprintf(why, whylen, "certificate verification "
 			    "failed: %s", gnutls_strerror(ret));
-			ret = -1;
-			goto out;
-		}
 		ret = -1;
-		if (st != 0) {
-			status_reason(st, r->server_name, why, whylen);
-			goto out;
-		}
-		if (cache)
-			verified_now(c, digest, certs, n);
+		goto out;
 	}
 	if (r->allow_peers != NULL &&
 	    (crt == NULL || !peer_allowed(crt, r->allow_peers))) {
@@ -1297,8 +1332,8 @@ tls_recv_buffered(gnutls_session_t s, void *buf, size_t len)
 
 /* Why a handshake failed, in words for the log. */
 static void
-handshake_reason(gnutls_session_t s, int ret, const char *name, char *why,
-    size_t whylen)
+handshake_reason(gnutls_session_t s, int ret, unsigned vstatus,
+    const char *name, char *why, size_t whylen)
 {
 	switch (ret) {
 	case GNUTLS_E_NO_CERTIFICATE_FOUND:
@@ -1306,8 +1341,7 @@ handshake_reason(gnutls_session_t s, int ret, const char *name, char *why,
 		snprintf(why, whylen, "no client certificate");
 		break;
 	case GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR:
-		status_reason(gnutls_session_get_verify_cert_status(s), name,
-		    why, whylen);
+		status_reason(vstatus, name, why, whylen);
 		break;
 	case GNUTLS_E_FATAL_ALERT_RECEIVED:
 		snprintf(why, whylen, "handshake: peer sent alert: %s",
@@ -1396,8 +1430,8 @@ tls_open_step(gnutls_session_t s, struct tls_open *op, char *why,
 			    ret != GNUTLS_E_PUSH_ERROR &&
 			    ret != GNUTLS_E_FATAL_ALERT_RECEIVED)
 				(void)gnutls_alert_send_appropriate(s, ret);
-			handshake_reason(s, ret, c->conf.server_name, why,
-			    whylen);
+			handshake_reason(s, ret, op->vstatus,
+			    c->conf.server_name, why, whylen);
 			if (op->identity[0] != '\0' &&
 			    (ret == GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER ||
 			    ret == GNUTLS_E_DECRYPTION_FAILED))
@@ -1428,8 +1462,8 @@ tls_open_step(gnutls_session_t s, struct tls_open *op, char *why,
 			    ret == GNUTLS_E_INTERRUPTED)
 				return blocked(s);
 			if (ret < 0) {
-				handshake_reason(s, ret, c->conf.server_name,
-				    why, whylen);
+				handshake_reason(s, ret, op->vstatus,
+				    c->conf.server_name, why, whylen);
 				goto out;
 			}
 		}

@@ -71,6 +71,7 @@ struct tls_open {
 	int			 step;
 	int			 alerted;	/* the peer was told why */
 	int			 known;		/* its PSK identity is ours */
+	unsigned		 vstatus;	/* why its chain failed */
 	char			 identity[256];	/* the PSK identity it gave */
 	char			 peer[384];	/* as logged: peer=... */
 };
