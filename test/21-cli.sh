@@ -11,42 +11,33 @@
 #  - a port that cannot be bound: exit 1, no event=ready.
 . "$TESTLIB"
 
-# run NAME ARGS...: run tlsgate (bounded), output in NAME.out/NAME.err,
-# status in rc
-run() {
-	_n=$1
-	shift
-	timeout 10 "$TLSGATE" "$@" >"$_n.out" 2>"$_n.err" </dev/null
-	rc=$?
-}
-
-run help -h
+gw_run help -h
 expect_rc 0 "$rc" "-h"
 grep -qi 'usage' help.out help.err || fail "-h prints no usage"
 grep -q -- '--check' help.out help.err || fail "-h does not mention --check"
-run help2 --help
+gw_run help2 --help
 expect_rc 0 "$rc" "--help"
 
 gv=$(gnutls-cli --version 2>/dev/null | sed -n '1s/^gnutls-cli //p')
 [ -n "$gv" ] || gv=$(pkg-config --modversion gnutls 2>/dev/null)
-run version -V
+gw_run version -V
 expect_rc 0 "$rc" "-V"
 grep -qi 'gnutls' version.out || fail "-V does not name GnuTLS: $(cat version.out)"
 [ -z "$gv" ] || grep -qF "$gv" version.out ||
     fail "-V does not give the GnuTLS version $gv: $(cat version.out)"
-run version2 --version
+gw_run version2 --version
 expect_rc 0 "$rc" "--version"
 
-run badopt -Z
+gw_run badopt -Z
 expect_rc 2 "$rc" "an unknown option"
 [ -s badopt.err ] || fail "an unknown option: nothing on stderr"
-run badlong --no-such-option
+gw_run badlong --no-such-option
 expect_rc 2 "$rc" "an unknown long option"
-run noarg -c
+gw_run noarg -c
 expect_rc 2 "$rc" "-c without its argument"
-run badlevel -l chatty -c nowhere.ini
+gw_run badlevel -l chatty -c nowhere.ini
 expect_rc 2 "$rc" "-l chatty"
-run nofile -c nowhere.ini
+gw_run nofile -c nowhere.ini
 expect_rc 2 "$rc" "a missing config file"
 grep -q 'nowhere.ini' nofile.err || fail "a missing file is not named: $(cat nofile.err)"
 
@@ -56,14 +47,14 @@ ports A B C P
 	demo_routes "$A" "$B" "$C"
 	printf '\n[forward]\naccept = tcp://127.0.0.1:%s\nconnect = tcp://127.0.0.1:%s\n' "$P" "$C"
 } >good.ini
-run check --check -c good.ini
+gw_run check --check -c good.ini
 expect_rc 0 "$rc" "--check on a good file"
 [ "$(grep -c . check.out)" -eq 3 ] ||
     fail "--check printed $(grep -c . check.out) lines for 3 routes: $(cat check.out)"
 for r in wrap unwrap forward; do
 	grep -Eq "(^|[^a-z])$r([^a-z]|$)" check.out || fail "--check does not list route $r"
 done
-run check-t -t -c good.ini
+gw_run check-t -t -c good.ini
 expect_rc 0 "$rc" "-t on a good file"
 mkdir default && cp good.ini default/routes.ini
 (cd default && timeout 10 "$TLSGATE" --check >../default.out 2>../default.err)
@@ -75,14 +66,14 @@ expect_rc 0 $? "--check with the default ./routes.ini"
 bad() {
 	_b=$1
 	shift
-	run "$_b" --check -c "$_b.ini"
+	gw_run "$_b" --check -c "$_b.ini"
 	expect_rc 2 "$rc" "--check on $_b.ini"
 	for _w in "$@"; do
 		grep -Eq -- "$_w" "$_b.err" ||
 		    fail "$_b.ini: no line /$_w/ in: $(cat "$_b.err")"
 	done
 	note "$_b.ini: $(head -n 1 "$_b.err")"
-	run "$_b-start" -c "$_b.ini"
+	gw_run "$_b-start" -c "$_b.ini"
 	expect_rc 2 "$rc" "starting with $_b.ini"
 	grep -q 'event=ready' "$_b-start.err" && fail "$_b.ini: started anyway"
 	return 0
@@ -118,7 +109,7 @@ bad scheme '^scheme\.ini:2: \[wrap\] accept: ' '^scheme\.ini:[0-9]+: \[forward\]
 # A port already in use: exit 1.
 bg busy "$HELPERS/sink" 127.0.0.1 "$P"
 wait_port "$P"
-run busy --config good.ini
+gw_run busy --config good.ini
 expect_rc 1 "$rc" "a port in use"
 grep -qi 'in use' busy.err || fail "bind failure not explained: $(cat busy.err)"
 grep -q 'event=ready' busy.err && fail "event=ready although a port could not be bound"

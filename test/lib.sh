@@ -264,6 +264,15 @@ gw_start() {
 	done
 }
 
+# gw_run NAME ARGS...: run tlsgate ARGS once (10 s at most), stdout in
+# NAME.out, stderr in NAME.err, exit status in rc.
+gw_run() {
+	_n=$1
+	shift
+	timeout 10 "$TLSGATE" "$@" >"$_n.out" 2>"$_n.err" </dev/null
+	rc=$?
+}
+
 # gw_stop NAME [SECS]: SIGTERM the gateway, wait for it (SECS, default 15)
 # and return its exit status.
 gw_stop() {
