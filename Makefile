@@ -5,7 +5,7 @@ MANDIR	?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
 UNITDIR	?= $(PREFIX)/lib/systemd/system
 
-PKGS	 = gnutls inih
+PKGS	 = gnutls inih libsystemd
 CC	?= cc
 CFLAGS	?= -O2 -g
 WARN	 = -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
@@ -14,9 +14,9 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) \
 	   $(shell pkg-config --cflags $(PKGS))
 LDLIBS	 = $(shell pkg-config --libs $(PKGS)) -lpthread
 
-SRCS	 = proxy.c relay.c stage.c tls.c config.c log.c
-LIBOBJS	 = relay.o stage.o tls.o config.o log.o
-HDRS	 = relay.h stage.h tls.h config.h log.h
+SRCS	 = proxy.c relay.c stage.c stats.c tls.c config.c log.c
+LIBOBJS	 = relay.o stage.o stats.o tls.o config.o log.o
+HDRS	 = relay.h stage.h stats.h tls.h config.h log.h
 
 B	?= .
 OBJS	 = $(SRCS:%.c=$(B)/%.o)

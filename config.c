@@ -45,11 +45,12 @@ static const char *const key_names[K_COUNT] = {
 
 enum { G_LOG_LEVEL, G_MAX_SESSIONS, G_SHUTDOWN_GRACE, G_CONNECT_TIMEOUT,
 	G_HANDSHAKE_TIMEOUT, G_IDLE_TIMEOUT, G_USER, G_GROUP, G_REQUIRE_DROP,
-	G_COUNT };
+	G_STATS, G_STATS_MODE, G_COUNT };
 
 static const char *const gateway_keys[G_COUNT] = {
 	"log_level", "max_sessions", "shutdown_grace", "connect_timeout",
 	"handshake_timeout", "idle_timeout", "user", "group", "require_drop",
+	"stats", "stats_mode",
 };
 
 /* A number key's bounds. */
@@ -95,6 +96,18 @@ const char *
 config_key_name(enum key k)
 {
 	return key_names[k];
+}
+
+/* The index of a key's name, or -1. */
+static int
+key_index(const char *key)
+{
+	int k;
+
+	for (k = 0; k < K_COUNT; k++)
+		if (strcmp(key_names[k], key) == 0)
+			return k;
+	return -1;
 }
 
 static void
@@ -295,10 +308,7 @@ on_key(void *user, const char *section, const char *name, const char *value)
 		lslot = &p->gline[k];
 	} else {
 		sec = &p->sections[p->cur];
-		for (k = 0; k < K_COUNT; k++)
-			if (strcmp(name, key_names[k]) == 0)
-				break;
-		if (k == K_COUNT) {
+		if ((k = key_index(name)) == -1) {
 			add_error(p->errs, "%s:%d: [%s] %s: unknown key",
 			    p->path, p->lineno, section, name);
 			return 1;
@@ -535,14 +545,11 @@ tls_report(void *arg, const char *key, const char *fmt, ...)
 	struct tls_report *t = arg;
 	char msg[1024];
 	va_list ap;
-	int k;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	for (k = 0; k < K_COUNT && strcmp(key_names[k], key) != 0; k++)
-		;
-	sec_error(t->p, t->sec, k < K_COUNT ? k : -1, "%s", msg);
+	sec_error(t->p, t->sec, key_index(key), "%s", msg);
 }
 
 /* Load route r's TLS side (tls.c): credentials, keys, priorities. */
@@ -830,6 +837,45 @@ build_identity(struct parse *p, struct config *c)
 	return bad;
 }
 
+/* [gateway] stats and stats_mode: the statistics socket. */
+static int
+build_stats(struct parse *p, struct config *c)
+{
+	const char *v = p->gval[G_STATS];
+	char *ep;
+	long mode;
+	int bad = 0;
+
+	c->stats_mode = 0600;
+	if (v != NULL && (strncmp(v, "unix:", 5) != 0 || v[5] == '\0')) {
+		add_error(p->errs, "%s:%d: [gateway] stats: expected "
+		    "unix:PATH, not \"%s\"", p->path, p->gline[G_STATS], v);
+		bad = -1;
+	} else if (v != NULL && strlen(v + 5) >= 108) {
+		add_error(p->errs, "%s:%d: [gateway] stats: path longer than "
+		    "107 bytes", p->path, p->gline[G_STATS]);
+		bad = -1;
+	} else if (v != NULL && (c->stats = strdup(v + 5)) == NULL)
+		bad = -1;
+	if ((v = p->gval[G_STATS_MODE]) == NULL)
+		return bad;
+	errno = 0;
+	mode = strtol(v, &ep, 8);
+	if (*v == '\0' || *ep != '\0' || errno != 0 || mode < 0 ||
+	    mode > 0777) {
+		add_error(p->errs, "%s:%d: [gateway] stats_mode: an octal "
+		    "mode from 0 to 0777, not \"%s\"", p->path,
+		    p->gline[G_STATS_MODE], v);
+		bad = -1;
+	} else if (p->gval[G_STATS] == NULL) {
+		add_error(p->errs, "%s:%d: [gateway] stats_mode: needs stats",
+		    p->path, p->gline[G_STATS_MODE]);
+		bad = -1;
+	} else
+		c->stats_mode = (unsigned)mode;
+	return bad;
+}
+
 /* [gateway]: global settings and the routes' defaults. */
 static int
 build_gateway(struct parse *p, struct config *c, struct defaults *d)
@@ -865,7 +911,7 @@ build_gateway(struct parse *p, struct config *c, struct defaults *d)
 		}
 	}
 	d->max_sessions = c->max_sessions;
-	return bad | build_identity(p, c);
+	return bad | build_stats(p, c) | build_identity(p, c);
 }
 
 /* An accept address in canonical form: "127.0.0.1:5001", "[::1]:5001". */
@@ -1069,7 +1115,115 @@ config_free(struct config *c)
 		config_route_unref(c->routes[i]);
 	free(c->routes);
 	free(c->path);
+	free(c->stats);
 	free(c);
+}
+
+/* --- warnings ----------------------------------------------------------- */
+
+/* Where a route's warnings go, and which route. */
+struct warner {
+	const struct config	*c;
+	const struct route	*r;
+	config_warn_fn		*fn;
+	void			*arg;
+	unsigned		 n;
+};
+
+static void
+warn(struct warner *w, int k, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+warn(struct warner *w, int k, const char *fmt, ...)
+{
+	char msg[1024], *line;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	n = asprintf(&line, "%s:%d: [%s] %s: %s", w->c->path,
+	    w->r->key_line[k] ? w->r->key_line[k] : w->r->line, w->r->name,
+	    key_names[k], msg);
+	if (n == -1)
+		return;
+	w->fn(w->arg, line);
+	w->n++;
+	free(line);
+}
+
+static void
+tls_warned(void *arg, const char *key, const char *fmt, ...)
+{
+	struct warner *w = arg;
+	char msg[1024];
+	va_list ap;
+	int k;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	k = key_index(key);
+	warn(w, k != -1 ? k : K_ACCEPT, "%s", msg);
+}
+
+/* Is host the loopback (127.0.0.0/8, also v4-mapped; ::1; localhost)? */
+static int
+loopback(const char *host)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6) ||
+		    (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+	return strcasecmp(host, "localhost") == 0;
+}
+
+/* A host for a message: an IPv6 address in brackets. */
+#define V6(a)	strchr((a).host, ':') ? "[" : "", (a).host, \
+		strchr((a).host, ':') ? "]" : ""
+
+unsigned
+config_warnings(const struct config *c, config_warn_fn *fn, void *arg)
+{
+	struct warner w = { c, NULL, fn, arg, 0 };
+	const struct route *r;
+	size_t i;
+	int tls_accept, tls_connect, psk_only;
+
+	for (i = 0; i < c->nroutes; i++) {
+		w.r = r = c->routes[i];
+		tls_accept = r->accept.scheme == SCHEME_TLS;
+		tls_connect = r->connect.scheme == SCHEME_TLS;
+		psk_only = r->psk_file != NULL && r->cert == NULL &&
+		    (r->ca == NULL || tls_connect);
+		if ((tls_accept || tls_connect) && !psk_only &&
+		    r->verify == VERIFY_NONE)
+			warn(&w, r->key_line[K_VERIFY] ? K_VERIFY : K_CA,
+			    tls_connect ? "none: the server's certificate is "
+			    "not checked" : r->ca == NULL ? "none (no ca): any "
+			    "client is accepted" : "none: any client is "
+			    "accepted");
+		if ((tls_accept || tls_connect) && r->verify == VERIFY_OPTIONAL)
+			warn(&w, K_VERIFY, "optional: %s",
+			    tls_accept ? "a client without a certificate is "
+			    "accepted" : "the server's certificate is checked "
+			    "only if it sends one");
+		if (!tls_accept && !loopback(r->accept.host))
+			warn(&w, K_ACCEPT, "plaintext accepted from the network "
+			    "(%s%s%s), not only from this host", V6(r->accept));
+		if (!tls_connect && !loopback(r->connect.host))
+			warn(&w, K_CONNECT, "plaintext sent to %s%s%s, which may "
+			    "be another host", V6(r->connect));
+		if (r->tls != NULL)
+			tls_warnings(r->tls, tls_warned, &w);
+	}
+	return w.n;
 }
 
 void

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "log.h"
+#include "stats.h"
 
 struct tls_ctx;
 
@@ -29,6 +30,7 @@ enum verify { VERIFY_NONE, VERIFY_OPTIONAL, VERIFY_REQUIRE };
 struct route_live {
 	atomic_uint	 refs;
 	atomic_uint	 n;
+	struct stats_route stats;	/* stats.c's counters */
 };
 
 /* The keys a route may carry; also the index of its line in key_line[]. */
@@ -77,6 +79,8 @@ struct config {
 	uid_t		 uid;
 	gid_t		 gid;
 	int		 require_drop;
+	char		*stats;			/* the stats socket's path */
+	unsigned	 stats_mode;
 	struct route   **routes;
 	size_t		 nroutes;
 };
@@ -101,6 +105,16 @@ struct config *config_read(const char *path, int load,
 
 /* Parse "SCHEME://HOST:PORT" into a; returns NULL or what is wrong. */
 const char *config_parse_addr(const char *s, struct addr *a);
+
+/*
+ * Each weakening of a loaded configuration, as one line "FILE:LINE:
+ * [route] key: what" through fn: verify = none or optional, plaintext
+ * accepted from or sent to another host than this one, and what
+ * tls_warnings() finds. Returns how many.
+ */
+typedef void config_warn_fn(void *arg, const char *line);
+unsigned config_warnings(const struct config *c, config_warn_fn *fn,
+    void *arg);
 
 /* After a reload: routes of next that old also has count their sessions
    together. */

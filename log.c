@@ -167,3 +167,18 @@ log_strerror(int errnum, char *buf, size_t len)
 	/* _GNU_SOURCE: the GNU strerror_r, which may return a static string. */
 	return strerror_r(errnum, buf, len);
 }
+
+int64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t
+mono_ms(void)
+{
+	return mono_us() / 1000;
+}

@@ -32,6 +32,10 @@ const char *log_quote(const char *s, char *buf, size_t len);
 struct sockaddr;
 const char *log_sockaddr(const struct sockaddr *sa, char *buf, size_t len);
 
+/* CLOCK_MONOTONIC in microseconds and in milliseconds, for timers. */
+int64_t mono_us(void);
+int64_t mono_ms(void);
+
 /* Thread-safe strerror. */
 const char *log_strerror(int errnum, char *buf, size_t len);
 

@@ -25,15 +25,18 @@
 #include <unistd.h>
 
 #include <gnutls/gnutls.h>
+#include <systemd/sd-daemon.h>
 
 #include "config.h"
 #include "log.h"
 #include "relay.h"
+#include "stats.h"
 #include "tls.h"
 
 #define VERSION		"0.1.0"
 #define MAX_LISTENERS	1024
 #define ACCEPT_BURST	64	/* accepts per listener per wakeup */
+#define CERTS_EVERY	86400	/* s between event=cert lines */
 
 struct listener {
 	int		 fd;
@@ -43,20 +46,31 @@ struct listener {
 static struct listener	 listeners[MAX_LISTENERS];
 static size_t		 nlisteners;
 
-/* Sockets passed by systemd (LISTEN_FDS), not yet given to a route. */
+/* Sockets passed by systemd (LISTEN_FDS), not yet given to a route, and
+   their names (FileDescriptorName=). */
 static int		 passed[MAX_LISTENERS];
+static char		*passed_name[MAX_LISTENERS];
 static size_t		 npassed;
 
 static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-	    "usage: tlsgate [-c FILE] [-t] [-l LEVEL] [-V] [-h]\n"
+	    "usage: tlsgate [-c FILE] [-t [-v] [--strict]] [-l LEVEL] [-V] "
+	    "[-h]\n"
+	    "       tlsgate --stats [SOCKET | -c FILE]\n"
 	    "  -c, --config FILE    routes file (default: ./routes.ini)\n"
 	    "  -t, --check          load and validate FILE, its certificates, "
 	    "keys and\n"
 	    "                       priority strings, print one line per "
-	    "route, exit\n"
+	    "route and\n"
+	    "                       each weakening (FILE:LINE), exit\n"
+	    "  -v, --verbose        with -t: explain each route in a "
+	    "sentence\n"
+	    "      --strict         with -t: exit 1 if there is a warning\n"
+	    "      --stats [SOCKET] print the statistics of a running "
+	    "gateway (SOCKET,\n"
+	    "                       or [gateway] stats of FILE) as a table\n"
 	    "  -l, --log-level L    error | warn | info | debug (overrides "
 	    "the file)\n"
 	    "  -V, --version        print the version and the GnuTLS "
@@ -94,23 +108,111 @@ log_errors(struct config_errors *errs)
 	config_errors_clear(errs);
 }
 
-/* What is loaded but weak: said at start-up and at each reload. */
+/* A weakening of the configuration: logged at start and at each reload. */
 static void
-warn_weak(const struct config *c)
+log_warning(void *arg, const char *line)
 {
+	char q[1100];
+
+	(void)arg;
+	log_event(LOG_WARN, NULL, 0, "config", "warning=%s",
+	    log_quote(line, q, sizeof(q)));
+}
+
+/* ... and printed by --check. */
+static void
+print_warning(void *arg, const char *line)
+{
+	(void)arg;
+	fprintf(stderr, "%s\n", line);
+}
+
+/*
+ * Each route's certificate and when it expires: at start, at each reload
+ * and once a day; a warning within 30 days.
+ */
+static void
+log_certs(const struct config *c)
+{
+	time_t exp, now = time(NULL);
+	long long days;
 	size_t i;
 
-	for (i = 0; i < c->nroutes; i++)
-		if (c->routes[i]->connect.scheme == SCHEME_TLS &&
-		    c->routes[i]->verify == VERIFY_NONE &&
-		    c->routes[i]->psk_file == NULL)
-			log_event(LOG_WARN, c->routes[i]->name, 0, "config",
-			    "reason=\"verify = none: the server's "
-			    "certificate is not checked\"");
+	for (i = 0; i < c->nroutes; i++) {
+		if (c->routes[i]->tls == NULL ||
+		    (exp = tls_cert_expiry(c->routes[i]->tls)) == (time_t)-1)
+			continue;
+		days = (long long)(exp - now) / 86400;
+		if (exp < now)
+			days = -1 - (long long)(now - exp) / 86400;
+		log_event(days < 30 ? LOG_WARN : LOG_INFO, c->routes[i]->name,
+		    0, "cert", "expires_in_days=%lld", days);
+	}
+}
+
+/* An address without its scheme: "127.0.0.1:80", "[::1]:80". */
+static const char *
+hostport(const struct addr *a)
+{
+	const char *p = strstr(a->text, "://");
+
+	return p != NULL ? p + 3 : a->text;
+}
+
+/* The route in words, for -t -v. */
+static void
+explain(const struct route *r)
+{
+	const char *in = hostport(&r->accept), *out = hostport(&r->connect);
+	char names[512] = "";
+	size_t i, n = 0;
+
+	for (i = 0; r->allow_peers != NULL && r->allow_peers[i] != NULL; i++)
+		n += (size_t)snprintf(names + n, n < sizeof(names) ?
+		    sizeof(names) - n : 0, "%s%s", i ? ", " : "",
+		    r->allow_peers[i]);
+	printf("  %s: ", r->name);
+	if (r->accept.scheme == SCHEME_TLS) {
+		printf("accepts TLS on %s from ", in);
+		if (r->verify == VERIFY_NONE)
+			printf("%s", r->psk_file ? "" : "any client");
+		else
+			printf("clients whose certificate chains to %s%s%s%s",
+			    r->ca, names[0] ? " and names " : "", names,
+			    r->verify == VERIFY_OPTIONAL ? " (or that send "
+			    "none)" : "");
+		if (r->psk_file != NULL)
+			printf("%sclients with a key of %s",
+			    r->verify == VERIFY_NONE ? "" : ", or ",
+			    r->psk_file);
+		printf("; then connects in plaintext to %s\n", out);
+	} else if (r->connect.scheme == SCHEME_TLS) {
+		printf("accepts plaintext on %s; then connects with TLS to %s",
+		    in, out);
+		if (r->verify != VERIFY_NONE)
+			printf(", checking that the server's certificate "
+			    "chains to %s and is valid for %s%s%s%s",
+			    strcmp(r->ca, "system") == 0 ? "the system's "
+			    "trust store" : r->ca, r->server_name,
+			    names[0] ? " and names " : "", names,
+			    r->verify == VERIFY_OPTIONAL ? " (if it sends "
+			    "one)" : "");
+		else if (r->psk_file == NULL)
+			printf(", without checking the server's certificate");
+		if (r->cert != NULL)
+			printf(", presenting the certificate of %s", r->cert);
+		if (r->psk_file != NULL)
+			printf(", with the key of %s", r->psk_identity ?
+			    r->psk_identity : "the first identity of the "
+			    "psk_file");
+		printf("\n");
+	} else
+		printf("accepts plaintext on %s and connects in plaintext to "
+		    "%s, without TLS\n", in, out);
 }
 
 static void
-print_routes(const struct config *c)
+print_routes(const struct config *c, int verbose)
 {
 	char id[1024];
 	size_t i;
@@ -123,43 +225,85 @@ print_routes(const struct config *c)
 			tls_identity(r->tls, id, sizeof(id));
 		printf("%s %s %s -> %s%s%s\n", r->name, kind(r), r->accept.text,
 		    r->connect.text, id[0] ? " " : "", id);
+		if (verbose)
+			explain(r);
 	}
 }
 
 /*
- * Socket activation, the plain sd_listen_fds protocol: LISTEN_PID names
- * us and LISTEN_FDS counts the sockets from fd 3 on.
+ * tlsgate --stats [SOCKET]: the snapshot of a running gateway, as a table;
+ * SOCKET defaults to the stats of the routes file.
+ */
+static int
+print_stats(const char *sock, const char *path)
+{
+	struct config_errors errs = { NULL, 0 };
+	struct config *c;
+	int rc;
+
+	if (sock != NULL)
+		return stats_print(sock);
+	if ((c = config_read(path, 0, &errs)) == NULL) {
+		print_errors(&errs);
+		return 2;
+	}
+	if (c->stats == NULL) {
+		fprintf(stderr, "tlsgate: %s: no stats socket ([gateway] "
+		    "stats)\n", path);
+		config_free(c);
+		return 2;
+	}
+	rc = stats_print(c->stats);
+	config_free(c);
+	return rc;
+}
+
+/*
+ * Socket activation: the sockets systemd passes (LISTEN_FDS), with the
+ * names of their FileDescriptorName= when LISTEN_FDNAMES is set. A name
+ * list that does not match the sockets is ignored, with a warning, and the
+ * sockets are matched by address alone.
  */
 static void
 take_passed_fds(void)
 {
-	const char *pid = getenv("LISTEN_PID"), *n = getenv("LISTEN_FDS");
-	char *end;
-	long v;
-	int fd;
+	char **names = NULL;
+	int n, i, named = getenv("LISTEN_FDNAMES") != NULL;
 
-	if (pid == NULL || n == NULL)
-		return;
-	errno = 0;
-	v = strtol(pid, &end, 10);
-	if (errno != 0 || *end != '\0' || v != (long)getpid())
-		return;
-	v = strtol(n, &end, 10);
-	if (errno != 0 || *end != '\0' || v < 1 || v > MAX_LISTENERS)
-		return;
-	for (fd = 3; fd < 3 + v; fd++) {
-		if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
-			continue;
-		passed[npassed++] = fd;
+	if ((n = sd_listen_fds_with_names(0, &names)) == -EINVAL && named) {
+		n = sd_listen_fds(0);
+		log_event(LOG_WARN, NULL, 0, "listen", "reason=\"LISTEN_FDNAMES "
+		    "does not name the %d passed sockets; names ignored\"", n);
+		named = 0;
 	}
+	(void)unsetenv("LISTEN_FDS");	/* as sd_listen_fds(1) would */
 	(void)unsetenv("LISTEN_PID");
-	(void)unsetenv("LISTEN_FDS");
 	(void)unsetenv("LISTEN_FDNAMES");
+	for (i = 0; i < n && npassed < MAX_LISTENERS; i++) {
+		passed_name[npassed] = named && names != NULL ? names[i] : NULL;
+		if (passed_name[npassed] == NULL && names != NULL)
+			free(names[i]);
+		passed[npassed++] = SD_LISTEN_FDS_START + i;
+	}
+	for (; names != NULL && i < n; i++)
+		free(names[i]);
+	free(names);		/* the strings are passed_name's now */
 }
 
-/* A passed socket bound to a's address, or -1. */
+static void
+drop_passed(size_t i)
+{
+	free(passed_name[i]);
+	passed[i] = passed[--npassed];
+	passed_name[i] = passed_name[npassed];
+}
+
+/*
+ * A passed socket for route r: the one named after it (byname), or one
+ * bound to its accept address; or -1.
+ */
 static int
-take_passed(const struct addr *a)
+take_passed(const struct route *r, int byname)
 {
 	struct addrinfo hints, *ai = NULL;
 	struct sockaddr_storage ss;
@@ -167,23 +311,35 @@ take_passed(const struct addr *a)
 	size_t i;
 	int fd = -1, flags;
 
+	for (i = 0; byname && i < npassed && fd == -1; i++)
+		if (passed_name[i] != NULL &&
+		    strcmp(passed_name[i], r->name) == 0) {
+			fd = passed[i];
+			drop_passed(i);
+		}
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
-	if (npassed == 0 || getaddrinfo(a->host, a->port, &hints, &ai) != 0)
-		return -1;
-	for (i = 0; i < npassed; i++) {
-		len = sizeof(ss);
-		if (getsockname(passed[i], (struct sockaddr *)&ss, &len) == -1 ||
-		    len != ai->ai_addrlen || memcmp(&ss, ai->ai_addr, len) != 0)
-			continue;
-		fd = passed[i];
-		passed[i] = passed[--npassed];
-		if ((flags = fcntl(fd, F_GETFL)) != -1)
-			(void)fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-		break;
+	if (!byname && npassed > 0 && getaddrinfo(r->accept.host,
+	    r->accept.port, &hints, &ai) == 0) {
+		for (i = 0; i < npassed; i++) {
+			len = sizeof(ss);
+			if (getsockname(passed[i], (struct sockaddr *)&ss,
+			    &len) == -1 || len != ai->ai_addrlen ||
+			    memcmp(&ss, ai->ai_addr, len) != 0)
+				continue;
+			fd = passed[i];
+			drop_passed(i);
+			break;
+		}
+		freeaddrinfo(ai);
 	}
-	freeaddrinfo(ai);
+	if (fd == -1)
+		return -1;
+	if ((flags = fcntl(fd, F_GETFL)) != -1)
+		(void)fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+	log_event(LOG_INFO, r->name, 0, "listen", "addr=%s from=systemd",
+	    r->accept.text);
 	return fd;
 }
 
@@ -209,8 +365,13 @@ listen_on(const struct addr *a, char *why, size_t whylen)
 		goto fail;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
 		goto fail;
-	/* [::] means every address, IPv4 too; any other IPv6 only itself. */
-	v6only = strcmp(a->host, "::") != 0;
+	/*
+	 * [::] means every address, IPv4 too; [::ffff:a.b.c.d] the IPv4
+	 * address a.b.c.d; any other IPv6 address only itself.
+	 */
+	v6only = ai->ai_family == AF_INET6 && strcmp(a->host, "::") != 0 &&
+	    !IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)(void *)
+	    ai->ai_addr)->sin6_addr);
 	if (ai->ai_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
 	    IPV6_V6ONLY, &v6only, sizeof(v6only)) == -1)
 		goto fail;
@@ -260,13 +421,17 @@ apply_listeners(const struct config *c)
 			if (listeners[j].fd != -1 &&
 			    same_addr(&listeners[j].route->accept, &r->accept))
 				next[i].fd = listeners[j].fd;
+		if (next[i].fd == -1)
+			next[i].fd = take_passed(r, 1);
+	}
+	/* A socket named after a route is its own, whatever its address. */
+	for (i = 0; i < c->nroutes; i++) {
+		struct route *r = c->routes[i];
+
 		if (next[i].fd != -1)
 			continue;
-		if ((next[i].fd = take_passed(&r->accept)) != -1) {
-			log_event(LOG_INFO, r->name, 0, "listen", "addr=%s "
-			    "from=systemd", r->accept.text);
+		if ((next[i].fd = take_passed(r, 0)) != -1)
 			continue;
-		}
 		if ((next[i].fd = listen_on(&r->accept, why, sizeof(why))) ==
 		    -1) {
 			log_event(LOG_ERROR, r->name, 0, "listen", "addr=%s "
@@ -310,6 +475,56 @@ close_listeners(void)
 	for (i = 0; i < nlisteners; i++)
 		(void)close(listeners[i].fd);
 	nlisteners = 0;
+}
+
+/*
+ * systemd's readiness protocol (sd_notify): READY=1 once listening,
+ * RELOADING=1 and READY=1 around a reload, STOPPING=1 at SIGTERM, and
+ * STATUS= with the live sessions. Nothing without NOTIFY_SOCKET.
+ */
+static int	 notify;	/* NOTIFY_SOCKET was set at start */
+static unsigned	 notified_live = (unsigned)-1;
+
+static void
+notify_status(const char *state)
+{
+	unsigned n = relay_count();
+
+	if (!notify || (state == NULL && n == notified_live))
+		return;
+	notified_live = n;
+	(void)sd_notifyf(0, "%s%sSTATUS=%u session%s live", state ? state : "",
+	    state ? "\n" : "", n, n == 1 ? "" : "s");
+}
+
+/* The stats socket, if [gateway] stats is set: served from now on. */
+static char	*stats_path;	/* the socket we made: removed at exit */
+static unsigned	 stats_mode;
+
+static int
+open_stats(const struct config *c)
+{
+	char why[256], q[300];
+	int fd;
+
+	if (c->stats == NULL)
+		return 0;
+	if ((fd = stats_listen(c->stats, c->stats_mode, c->drop ? c->uid :
+	    (uid_t)-1, c->drop ? c->gid : (gid_t)-1, why, sizeof(why))) ==
+	    -1 || stats_serve(fd) == -1) {
+		log_event(LOG_ERROR, NULL, 0, "exit", "reason=%s",
+		    log_quote(fd == -1 ? why : "stats: no thread", q,
+		    sizeof(q)));
+		return -1;
+	}
+	if ((stats_path = strdup(c->stats)) == NULL) {
+		(void)unlink(c->stats);
+		log_event(LOG_ERROR, NULL, 0, "exit", "reason=\"out of memory\"");
+		return -1;
+	}
+	stats_mode = c->stats_mode;
+	log_event(LOG_INFO, NULL, 0, "stats", "socket=%s", c->stats);
+	return 0;
 }
 
 /*
@@ -389,18 +604,28 @@ static void
 reload(struct config **cur, int log_level_cli)
 {
 	struct config_errors errs = { NULL, 0 };
+	struct timespec ts;
 	struct config *c;
 
+	if (notify) {
+		(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+		(void)sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+		    (unsigned long long)ts.tv_sec * 1000000 +
+		    (unsigned long long)ts.tv_nsec / 1000);
+	}
 	if ((c = config_load((*cur)->path, &errs)) == NULL) {
 		log_errors(&errs);
+		notify_status("READY=1");
+		stats_loaded(0);
 		log_event(LOG_ERROR, NULL, 0, "reload", "result=failed "
 		    "reason=\"configuration error; the old one stays\"");
 		return;
 	}
-	warn_weak(c);
 	config_inherit(c, *cur);
 	if (apply_listeners(c) == -1) {
 		config_free(c);
+		notify_status("READY=1");
+		stats_loaded(0);
 		log_event(LOG_ERROR, NULL, 0, "reload", "result=failed "
 		    "reason=\"cannot listen; the old configuration stays\"");
 		return;
@@ -412,8 +637,17 @@ reload(struct config **cur, int log_level_cli)
 	    c->gid != (*cur)->gid)
 		log_event(LOG_WARN, NULL, 0, "reload", "reason=\"user and "
 		    "group take effect at the next start\"");
+	if ((c->stats == NULL) != (stats_path == NULL) || (c->stats != NULL &&
+	    (strcmp(c->stats, stats_path) != 0 || c->stats_mode != stats_mode)))
+		log_event(LOG_WARN, NULL, 0, "reload", "reason=\"stats and "
+		    "stats_mode take effect at the next start\"");
+	(void)config_warnings(c, log_warning, NULL);
+	log_certs(c);
+	stats_set_config(c);
+	stats_loaded(1);
 	config_free(*cur);	/* live sessions keep their routes */
 	*cur = c;
+	notify_status("READY=1");
 	log_event(LOG_INFO, NULL, 0, "reload", "result=ok routes=%zu",
 	    c->nroutes);
 }
@@ -437,6 +671,7 @@ shut_down(const struct config *c, int sfd, int sig)
 	unsigned n;
 
 	close_listeners();
+	notify_status("STOPPING=1");
 	log_event(LOG_INFO, NULL, 0, "shutdown", "signal=%s sessions=%u "
 	    "grace=%u", sig == SIGINT ? "INT" : "TERM", relay_count(),
 	    c->shutdown_grace);
@@ -459,10 +694,14 @@ static int
 serve(struct config **cur, int sfd, int log_level_cli)
 {
 	struct pollfd pfd[MAX_LISTENERS + 1];
+	struct timespec ts;
+	int64_t now, certs_at, status_at = 0;
 	size_t i;
-	long tidy;
+	long tidy, wait;
 	int sig, paused = 0, rc;
 
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	certs_at = (int64_t)ts.tv_sec + CERTS_EVERY;
 	for (;;) {
 		pfd[0].fd = sfd;
 		pfd[0].events = POLLIN;
@@ -470,9 +709,28 @@ serve(struct config **cur, int sfd, int log_level_cli)
 			pfd[i + 1].fd = paused ? -1 : listeners[i].fd;
 			pfd[i + 1].events = POLLIN;
 		}
-		tidy = relay_tidy();
-		rc = poll(pfd, nlisteners + 1, paused && (tidy == -1 ||
-		    tidy > 100) ? 100 : (int)tidy);
+		/* Housekeeping: memory after sessions, and certificates. */
+		(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+		now = (int64_t)ts.tv_sec;
+		if (now >= certs_at) {
+			log_certs(*cur);
+			certs_at = now + CERTS_EVERY;
+		}
+		wait = (long)(certs_at - now) * 1000;
+		if ((tidy = relay_tidy()) != -1 && tidy < wait)
+			wait = tidy;
+		/*
+		 * STATUS= when the sessions changed, at most once a second:
+		 * the loop wakes at least every second while sessions go on
+		 * (relay_tidy), and not at all when nothing happens.
+		 */
+		if (notify && now >= status_at) {
+			notify_status(NULL);
+			status_at = now + 1;
+		}
+		if (paused && wait > 100)
+			wait = 100;
+		rc = poll(pfd, nlisteners + 1, (int)wait);
 		if (rc == -1 && errno != EINTR)
 			return -1;
 		paused = 0;
@@ -503,17 +761,21 @@ main(int argc, char *argv[])
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "stats", no_argument, NULL, 'S' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "strict", no_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct config_errors errs = { NULL, 0 };
 	struct config *c;
 	const char *path = "routes.ini";
 	enum log_level level = LOG_INFO;
-	int ch, check = 0, level_cli = 0, sfd, rc;
+	int ch, check = 0, level_cli = 0, stats = 0, verbose = 0, strict = 0;
+	int sfd, rc;
 	sigset_t set;
 	char eb[128];
 
-	while ((ch = getopt_long(argc, argv, "c:tl:Vh", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:tl:Vhv", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			path = optarg;
@@ -536,13 +798,29 @@ main(int argc, char *argv[])
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'S':
+			stats = 1;
+			break;
+		case 'v':
+			verbose = 1;
+			break;
+		case 's':
+			strict = 1;
+			break;
 		default:
 			usage(stderr);
 			return 2;
 		}
 	}
+	if (stats && optind + 1 >= argc)
+		return print_stats(optind < argc ? argv[optind] : NULL, path);
 	if (optind != argc) {
 		usage(stderr);
+		return 2;
+	}
+	if ((verbose || strict) && !check) {
+		fprintf(stderr, "tlsgate: %s goes with -t\n", verbose ?
+		    "-v" : "--strict");
 		return 2;
 	}
 
@@ -564,12 +842,13 @@ main(int argc, char *argv[])
 		print_errors(&errs);
 		return 2;
 	}
-	warn_weak(c);
 	if (check) {
-		print_routes(c);
+		print_routes(c, verbose);
+		rc = config_warnings(c, print_warning, NULL) > 0 && strict;
 		config_free(c);
-		return 0;
+		return rc;
 	}
+	(void)config_warnings(c, log_warning, NULL);
 	if (!level_cli)
 		log_set_level(c->log_level);
 	relay_set_max_sessions(c->max_sessions);
@@ -579,20 +858,34 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	take_passed_fds();
-	if (apply_listeners(c) == -1 || drop_privileges(c) == -1) {
+	if (apply_listeners(c) == -1 || open_stats(c) == -1 ||
+	    drop_privileges(c) == -1) {
+		if (stats_path != NULL)
+			stats_unlink(stats_path);
 		config_free(c);
 		return 1;
 	}
+	stats_set_config(c);
+	stats_loaded(1);
+	log_certs(c);
 	while (npassed > 0) {		/* no route wants them */
 		log_event(LOG_WARN, NULL, 0, "listen", "reason=\"passed "
-		    "socket (fd %d) matches no route; closed\"",
-		    passed[npassed - 1]);
-		(void)close(passed[--npassed]);
+		    "socket (fd %d%s%s) matches no route; closed\"",
+		    passed[npassed - 1], passed_name[npassed - 1] ? ", " : "",
+		    passed_name[npassed - 1] ? passed_name[npassed - 1] : "");
+		(void)close(passed[npassed - 1]);
+		drop_passed(npassed - 1);
 	}
 	log_event(LOG_ALWAYS, NULL, 0, "ready", "routes=%zu version=%s",
 	    c->nroutes, VERSION);
+	notify = getenv("NOTIFY_SOCKET") != NULL;
+	notify_status("READY=1");
 	rc = serve(&c, sfd, level_cli);
+	stats_set_config(NULL);
 	config_free(c);
+	if (stats_path != NULL)
+		stats_unlink(stats_path);
+	free(stats_path);
 	log_event(LOG_INFO, NULL, 0, "exit", "status=%d", rc == 0 ? 0 : 1);
 	return rc == 0 ? 0 : 1;
 }

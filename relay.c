@@ -56,6 +56,7 @@
 #include "config.h"
 #include "log.h"
 #include "stage.h"
+#include "stats.h"
 #include "tls.h"
 #include "relay.h"
 
@@ -117,6 +118,7 @@ struct copy {
 	uint64_t	*count;
 	unsigned char	*small, *buf;
 	unsigned char	*big;
+	atomic_uint_fast64_t *relayed;	/* the route's bytes, for stats */
 };
 
 /* struct session's failed: why it ends is known, or only second-hand. */
@@ -207,15 +209,6 @@ static int		 untidy;	/* sessions since the last tidy-up */
  */
 static pthread_mutex_t	 fd_lock = PTHREAD_MUTEX_INITIALIZER;
 static int		 reserve_fd = -1;
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /*
  * socket(2) for the stage: under fd_lock, so that no session takes the
@@ -360,7 +353,7 @@ log_refusal(const struct route *r, uint64_t id, const char *peer,
 {
 	static atomic_llong last = 0;
 	static atomic_uint dropped = 0;
-	int64_t now = now_ms(), prev = atomic_load(&last);
+	int64_t now = mono_ms(), prev = atomic_load(&last);
 	char q[300];
 
 	if (now - prev < 1000 || !atomic_compare_exchange_strong(&last, &prev,
@@ -391,7 +384,7 @@ uncount(struct route *r)
 {
 	atomic_fetch_sub(&r->live->n, 1);
 	if (atomic_fetch_sub(&nlive, 1) == 1) {
-		atomic_store(&quiet_since, now_ms());
+		atomic_store(&quiet_since, mono_ms());
 		pthread_mutex_lock(&lock);	/* for relay_wait() */
 		pthread_cond_broadcast(&idle_cond);
 		pthread_mutex_unlock(&lock);
@@ -417,7 +410,7 @@ static int64_t
 idle_left(struct session *s)
 {
 	int64_t idle = (int64_t)s->route->idle_timeout * 1000;
-	int64_t quiet = now_ms() - atomic_load(&s->last_io);
+	int64_t quiet = mono_ms() - atomic_load(&s->last_io);
 
 	if (idle == 0)
 		return -1;
@@ -439,7 +432,7 @@ end_read(struct session *s, struct end *e, unsigned char *buf, size_t len,
 	int again = 0;
 
 	for (;;) {
-		t0 = now_ms();
+		t0 = mono_ms();
 		if (more && e->tls == NULL)
 			return NOTHING_MORE;
 		if (more) {
@@ -472,7 +465,7 @@ end_read(struct session *s, struct end *e, unsigned char *buf, size_t len,
 		if (n == GNUTLS_E_AGAIN && e->tls != NULL) {
 			if (tls_peer_closed(e->tls))
 				n = GNUTLS_E_PREMATURE_TERMINATION;
-			else if (now_ms() - t0 < 100 && ++again > 1000)
+			else if (mono_ms() - t0 < 100 && ++again > 1000)
 				n = GNUTLS_E_INTERNAL_ERROR;
 		}
 		if (n == GNUTLS_E_TIMEDOUT || n == GNUTLS_E_AGAIN) {
@@ -578,10 +571,12 @@ copy(void *arg)
 			    end_read(s, c->from, buf + len, size - len, 1);
 		}
 		if (len > 0) {	/* before the end or failure read after it */
-			atomic_store(&s->last_io, now_ms());
+			atomic_store(&s->last_io, mono_ms());
 			if (end_write(s, c->to, buf, len) == -1)
 				return NULL;
 			*c->count += len;
+			atomic_fetch_add_explicit(c->relayed, len,
+			    memory_order_relaxed);
 		}
 		if (len == size && buf == c->small) {
 			*c->big = 1;
@@ -699,6 +694,9 @@ session_close(struct session *s)
 		unlist(s);		/* nobody wakes it now */
 	if (atomic_load(&s->failed))
 		reason = s->reason;
+	if (s->rejected)
+		atomic_fetch_add(&r->live->stats.refused[s->starved ?
+		    REFUSE_LIMITS : stats_classify(reason)], 1);
 	if (s->rejected && s->starved)
 		log_refusal(r, s->id, s->peer, reason);
 	else if (s->rejected)
@@ -706,7 +704,7 @@ session_close(struct session *s)
 		    log_quote(reason, q, sizeof(q)));
 	log_event(LOG_INFO, r->name, s->id, "close",
 	    "reason=%s up=%" PRIu64 " down=%" PRIu64 " ms=%" PRId64,
-	    log_quote(reason, q, sizeof(q)), s->up, s->down, now_ms() - s->t0);
+	    log_quote(reason, q, sizeof(q)), s->up, s->down, mono_ms() - s->t0);
 	/* Any end but a clean one is a reset, but after an alert. */
 	reset = atomic_load(&s->failed) != 0;
 	end_close(&s->cli, reset && !s->cli.alerted);
@@ -851,11 +849,12 @@ opened(struct stage_conn *c, const char *why)
 	 * client's socket has it from its listener (relay_listener()).
 	 */
 	end_timeouts(&s->srv, (int64_t)s->route->idle_timeout * 1000);
-	atomic_store(&s->last_io, now_ms());
+	atomic_store(&s->last_io, mono_ms());
 	s->dir[0] = (struct copy){ s, &s->cli, &s->srv, &s->up, s->small[0],
-	    s->buf[0], &s->big[0] };
+	    s->buf[0], &s->big[0], &s->route->live->stats.bytes_up };
 	s->dir[1] = (struct copy){ s, &s->srv, &s->cli, &s->down,
-	    s->small[1], s->buf[1], &s->big[1] };
+	    s->small[1], s->buf[1], &s->big[1],
+	    &s->route->live->stats.bytes_down };
 	atomic_store(&s->running, 2);
 	for (i = 0; i < 2; i++) {
 		if ((rc = spawn(copy_main, &s->dir[i])) == 0)
@@ -882,6 +881,7 @@ refuse(int fd, const struct route *r, const struct sockaddr *peer,
 	char p[INET6_ADDRSTRLEN + 8];
 
 	log_sockaddr(peer, p, sizeof(p));
+	atomic_fetch_add(&r->live->stats.refused[REFUSE_LIMITS], 1);
 	log_refusal(r, 0, p, why);
 	close_reset(fd);
 }
@@ -909,6 +909,7 @@ relay_refuse_waiting(int lfd, const struct route *r, int err)
 	pthread_mutex_unlock(&fd_lock);
 	if (fd == -1)
 		return -1;
+	atomic_fetch_add(&r->live->stats.refused[REFUSE_LIMITS], 1);
 	log_refusal(r, 0, p, log_strerror(err, eb, sizeof(eb)));
 	return 0;
 }
@@ -933,6 +934,7 @@ relay_start(int fd, struct route *r, const struct sockaddr *peer,
 		atomic_store(&quiet_since, 0);
 	if (why != NULL) {		/* a policy: every one is logged */
 		atomic_fetch_sub(&nlive, 1);
+		atomic_fetch_add(&r->live->stats.refused[REFUSE_LIMITS], 1);
 		log_sockaddr(peer, p, sizeof(p));
 		log_event(LOG_WARN, r->name, 0, "reject", "peer=%s "
 		    "reason=\"%s\"", p, why);
@@ -952,7 +954,7 @@ relay_start(int fd, struct route *r, const struct sockaddr *peer,
 	s->cli.name = "client";
 	s->srv.fd = -1;
 	s->srv.name = "server";
-	s->t0 = now_ms();
+	s->t0 = mono_ms();
 	log_sockaddr(peer, s->peer, sizeof(s->peer));
 	s->open.route = r;
 	s->open.id = s->id;
@@ -960,6 +962,7 @@ relay_start(int fd, struct route *r, const struct sockaddr *peer,
 	s->open.rbuf = &s->rbuf;
 	s->open.done = opened;
 	log_event(LOG_INFO, r->name, s->id, "open", "peer=%s", s->peer);
+	atomic_fetch_add(&r->live->stats.sessions, 1);
 	untidy = 1;
 	stage_open(&s->open);
 	return 0;
@@ -1002,7 +1005,7 @@ relay_tidy(void)
 
 	if (!untidy)
 		return -1;
-	now = now_ms();
+	now = mono_ms();
 	if (since == 0 || now - since < TIDY_MS)
 		return since == 0 ? TIDY_MS : (long)(TIDY_MS - (now - since));
 	pthread_mutex_lock(&pool_lock);

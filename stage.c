@@ -52,6 +52,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "stats.h"
 #include "tls.h"
 #include "stage.h"
 
@@ -96,6 +97,7 @@ struct stage_state {
 	const struct addrinfo	*cur;		/* the one being tried */
 	int			 err;		/* why the last one failed */
 	int			 gai_rc, gai_errno;	/* the resolver's */
+	int64_t			 t_step;	/* µs: when the step began */
 	struct tls_open		 op;		/* the TLS end's handshake */
 };
 
@@ -118,13 +120,23 @@ static atomic_int		 stopping;
 static int			(*make_socket)(int, int, int);
 static pthread_attr_t		 resolve_attr;
 
-static int64_t
-now_ms(void)
+/* The route's counters (stats.c). */
+static struct stats_route *
+counters(const struct stage_state *st)
 {
-	struct timespec ts;
+	return &st->c->route->live->stats;
+}
 
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+/* A handshake has ended, done or not: count it and how long it took. */
+static void
+handshake_ended(struct stage_state *st, int ok)
+{
+	struct stats_route *sr = counters(st);
+
+	stats_observe(&sr->handshake, mono_us() - st->t_step);
+	atomic_fetch_add(ok ? &sr->handshakes : &sr->handshakes_failed, 1);
+	if (ok && st->op.resumed)
+		atomic_fetch_add(&sr->resumed, 1);
 }
 
 /* --- the deadline heap ----------------------------------------------- */
@@ -309,13 +321,16 @@ expire(struct stage_state *st)
 	switch (st->state) {
 	case S_TLS_CLI:
 		c->cli_alerted = 1;	/* closed without a reset */
+		handshake_ended(st, 0);
 		fail(st, "handshake timeout");
 		break;
 	case S_TLS_SRV:
 		c->srv_alerted = 1;
+		handshake_ended(st, 0);
 		fail(st, "handshake timeout");
 		break;
 	default:
+		stats_observe(&counters(st)->connect, mono_us() - st->t_step);
 		fail(st, "connect timeout (%s)", c->route->connect.text);
 		break;
 	}
@@ -428,11 +443,12 @@ tls_begin(struct stage_state *st, int fd, gnutls_session_t *out)
 		finish(st, why);
 		return -1;
 	}
-	if (set_deadline(st, now_ms() +
+	if (set_deadline(st, mono_ms() +
 	    (int64_t)st->c->route->handshake_timeout * 1000) == -1) {
 		finish(st, "out of memory");
 		return -1;
 	}
+	st->t_step = mono_us();
 	return 0;
 }
 
@@ -456,9 +472,11 @@ tls_step(struct stage_state *st, int fd, gnutls_session_t s, int *alerted)
 	}
 	if (rc == TLS_OPEN_FAILED) {
 		*alerted = st->op.alerted;
+		handshake_ended(st, 0);
 		finish(st, why);
 		return -1;
 	}
+	handshake_ended(st, 1);
 	log_event(LOG_INFO, st->c->route->name, st->c->id, "tls", "%s", desc);
 	return 1;
 }
@@ -493,16 +511,19 @@ advance(struct stage_state *st)
 			break;
 		case S_CONNECT:
 			unwatch(st);
-			if (set_deadline(st, now_ms() +
+			if (set_deadline(st, mono_ms() +
 			    (int64_t)r->connect_timeout * 1000) == -1) {
 				finish(st, "out of memory");
 				return;
 			}
+			st->t_step = mono_us();
 			if ((rc = resolve(st)) <= 0)
 				return;
 			/* FALLTHROUGH */
 		case S_RESOLVED:
 			if (st->gai_rc != 0) {
+				stats_observe(&counters(st)->connect,
+				    mono_us() - st->t_step);
 				fail(st, "resolve %s: %s", r->connect.host,
 				    st->gai_rc == EAI_SYSTEM ?
 				    log_strerror(st->gai_errno, eb,
@@ -519,11 +540,13 @@ advance(struct stage_state *st)
 			st->state = S_NEXT;
 			break;
 		case S_NEXT:
-			if (now_ms() >= st->deadline) {
+			if (mono_ms() >= st->deadline) {
 				expire(st);
 				return;
 			}
 			if (st->ai == NULL) {
+				stats_observe(&counters(st)->connect,
+				    mono_us() - st->t_step);
 				if (st->err == ETIMEDOUT)
 					fail(st, "connect timeout (%s)",
 					    r->connect.text);
@@ -564,6 +587,8 @@ advance(struct stage_state *st)
 			st->state = S_NEXT;
 			break;
 		case S_CONNECTED:
+			stats_observe(&counters(st)->connect,
+			    mono_us() - st->t_step);
 			log_sockaddr(st->cur->ai_addr, where, sizeof(where));
 			tune_socket(c->srv);
 			log_event(LOG_INFO, r->name, c->id, "connect",
@@ -627,7 +652,7 @@ stage_main(void *arg)
 	for (;;) {
 		timeout = -1;
 		if (t->nheap > 0) {
-			now = now_ms();
+			now = mono_ms();
 			timeout = t->heap[0]->deadline <= now ? 0 :
 			    (int)(t->heap[0]->deadline - now);
 		}
@@ -644,7 +669,7 @@ stage_main(void *arg)
 		}
 		if (woken)
 			take_inbox(t);
-		now = now_ms();
+		now = mono_ms();
 		while (t->nheap > 0 && t->heap[0]->deadline <= now)
 			expire(t->heap[0]);
 		if (woken && atomic_load(&stopping))

@@ -73,6 +73,11 @@ struct psk {
 struct tls_ctx {
 	struct tls_conf			 conf;	/* its strings are the route's */
 	int				 server;
+	time_t				 cert_expiry;	/* or -1 */
+	/* What tls_warnings() says, found while loading. */
+	unsigned			 key_mode, psk_mode;	/* 0: fine */
+	int				 cert_purpose_ok;
+	char				 weaker[256];	/* than the default */
 	gnutls_certificate_credentials_t x509;
 	gnutls_psk_server_credentials_t	 psk_server;
 	gnutls_psk_client_credentials_t	 psk_client;
@@ -359,12 +364,11 @@ file_free(struct file *f)
 /*
  * Read path for key k of the route. Names the cause the way open(2)
  * does; with pem set, the file must also hold a PEM block of that kind.
- * A file that holds secrets (secret set) and is open to group or others
- * is loaded with a warning.
+ * f->mode tells who else may read it.
  */
 static int
-file_load(const struct tls_conf *r, const char *path, const char *pem,
-    int secret, tls_err_fn *err, void *arg, const char *k, struct file *f)
+file_load(const char *path, const char *pem, tls_err_fn *err, void *arg,
+    const char *k, struct file *f)
 {
 	char buf[128];
 	struct stat st;
@@ -412,10 +416,6 @@ file_load(const struct tls_conf *r, const char *path, const char *pem,
 		    "private key", path);
 		return -1;
 	}
-	if (secret && (st.st_mode & 077) != 0)
-		log_event(LOG_WARN, r->name, 0, "config", "%s=%s reason=\"key "
-		    "file is open to group or others (mode %04o)\"", k, path,
-		    (unsigned)(st.st_mode & 07777));
 	return 0;
 }
 
@@ -475,9 +475,11 @@ psk_load(struct tls_ctx *c, const struct tls_conf *r, tls_err_fn *err,
 	size_t n = 1;
 	int lineno = 0, bad = 0;
 
-	if (file_load(r, r->psk_file, NULL, 1, err, arg, "psk_file", &f) ==
+	if (file_load(r->psk_file, NULL, err, arg, "psk_file", &f) ==
 	    -1)
 		return -1;
+	if ((f.mode & 077) != 0)
+		c->psk_mode = (unsigned)(f.mode & 07777);
 	/* One array for every line: never moved, so no copy is left. */
 	for (line = (char *)f.data; (line = strchr(line, '\n')) != NULL;
 	    line++)
@@ -672,9 +674,10 @@ x509_load_cert(struct tls_ctx *c, const struct tls_conf *r, tls_err_fn *err,
 
 	if (r->cert == NULL || r->key == NULL)	/* reported by config.c */
 		return 0;
-	bad = file_load(r, r->cert, "CERTIFICATE", 0, err, arg, "cert",
-	    &crt) | file_load(r, r->key, "PRIVATE KEY", 1, err, arg, "key",
-	    &key);
+	bad = file_load(r->cert, "CERTIFICATE", err, arg, "cert", &crt) |
+	    file_load(r->key, "PRIVATE KEY", err, arg, "key", &key);
+	if (bad == 0 && (key.mode & 077) != 0)
+		c->key_mode = (unsigned)(key.mode & 07777);
 	if (bad == 0 && (why = pem_key_der(&key, &der)) != NULL)
 		err(arg, "key", "%s: %s", r->key, why);
 	if (bad == 0 && why == NULL) {
@@ -693,13 +696,20 @@ x509_load_cert(struct tls_ctx *c, const struct tls_conf *r, tls_err_fn *err,
 		    GNUTLS_X509_FMT_DER, NULL, 0)) < 0)
 			err(arg, "key", "cannot load %s: %s", r->key,
 			    gnutls_strerror(ret));
-		else if ((ret = gnutls_certificate_set_x509_key(c->x509, crts,
-		    n, pk)) == GNUTLS_E_CERTIFICATE_KEY_MISMATCH)
+		else if ((ret = gnutls_certificate_set_x509_key(c->x509,
+		    crts, n, pk)) == GNUTLS_E_CERTIFICATE_KEY_MISMATCH)
 			err(arg, "key", "%s does not match the certificate "
 			    "in %s", r->key, r->cert);
 		else if (ret < 0)
 			err(arg, "cert", "cannot load %s with key %s: %s",
 			    r->cert, r->key, gnutls_strerror(ret));
+		else {
+			c->cert_expiry =
+			    gnutls_x509_crt_get_expiration_time(crts[0]);
+			c->cert_purpose_ok = gnutls_x509_crt_check_key_purpose(
+			    crts[0], c->server ? GNUTLS_KP_TLS_WWW_SERVER :
+			    GNUTLS_KP_TLS_WWW_CLIENT, 0) != 0;
+		}
 	}
 	if (pk != NULL)
 		gnutls_x509_privkey_deinit(pk);
@@ -733,7 +743,7 @@ x509_load_ca(struct tls_ctx *c, const struct tls_conf *r, tls_err_fn *err,
 		}
 		return 0;
 	}
-	if (file_load(r, r->ca, "CERTIFICATE", 0, err, arg, "ca", &f) == -1)
+	if (file_load(r->ca, "CERTIFICATE", err, arg, "ca", &f) == -1)
 		return -1;
 	d.data = f.data;
 	d.size = (unsigned)f.len;
@@ -762,6 +772,112 @@ x509_setup(struct tls_ctx *c, const struct tls_conf *r, tls_err_fn *err,
 	return x509_load_cert(c, r, err, arg) | x509_load_ca(c, r, err, arg);
 }
 
+/* Is v one of the n values of list? */
+static int
+listed(const unsigned *list, int n, unsigned v)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (list[i] == v)
+			return 1;
+	return 0;
+}
+
+/* The cipher suites a priority enables, by index; their count. */
+static int
+suites(gnutls_priority_t p, unsigned *out, int max)
+{
+	unsigned i, sidx;
+	int n = 0, ret;
+
+	for (i = 0; n < max; i++) {
+		ret = gnutls_priority_get_cipher_suite_index(p, i, &sidx);
+		if (ret == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+			break;
+		if (ret == 0)
+			out[n++] = sidx;
+	}
+	return n;
+}
+
+/*
+ * What priority p allows that the default priority does not, asked of
+ * GnuTLS (the protocols, cipher suites and signature algorithms each
+ * string enables), in words: "TLS1.1, CBC ciphers, RSA key exchange,
+ * SHA-1 signatures" and the like; empty when nothing.
+ */
+static void
+prio_weaker(gnutls_priority_t p, int psk, char *out, size_t len)
+{
+	gnutls_priority_t def = NULL;
+	const unsigned *pl, *dl;
+	unsigned ps[512], ds[512];
+	gnutls_kx_algorithm_t kx;
+	gnutls_mac_algorithm_t mac;
+	gnutls_cipher_algorithm_t cipher;
+	char what[64];
+	size_t o = 0;
+	int np, nd, i, cbc = 0, rsa = 0, other = 0, sha1 = 0, tls12 = 0;
+	char *s = NULL;
+
+	out[0] = '\0';
+	if (asprintf(&s, "%s%s", DEFAULT_PRIORITY, psk ? PSK_PRIORITY : "") ==
+	    -1)
+		return;
+	if (gnutls_priority_init(&def, s, NULL) < 0) {
+		free(s);
+		return;
+	}
+	free(s);
+	/* Protocols. */
+	np = gnutls_priority_protocol_list(p, &pl);
+	nd = gnutls_priority_protocol_list(def, &dl);
+	for (i = 0; i < np; i++) {
+		if (strncmp(gnutls_protocol_get_name(pl[i]), "DTLS", 4) == 0)
+			continue;
+		if (pl[i] != GNUTLS_TLS1_3)
+			tls12 = 1;
+		if (!listed(dl, nd, pl[i]) && o + 16 < len)
+			o += (size_t)snprintf(out + o, len - o, "%s%s",
+			    o ? ", " : "", gnutls_protocol_get_name(pl[i]));
+	}
+	/* Cipher suites. */
+	np = suites(p, ps, 512);
+	nd = suites(def, ds, 512);
+	for (i = 0; i < np; i++) {
+		if (listed(ds, nd, ps[i]) || gnutls_cipher_suite_info(ps[i],
+		    NULL, &kx, &cipher, &mac, NULL) == NULL)
+			continue;
+		if (mac != GNUTLS_MAC_AEAD)
+			cbc = 1;
+		else if (kx == GNUTLS_KX_RSA || kx == GNUTLS_KX_RSA_PSK)
+			rsa = 1;
+		else
+			other = 1;
+		if (kx == GNUTLS_KX_RSA || kx == GNUTLS_KX_RSA_PSK)
+			rsa = 1;
+	}
+	/* Signature algorithms: TLS 1.3 refuses SHA-1 in handshakes. */
+	np = tls12 ? gnutls_priority_sign_list(p, &pl) : 0;
+	nd = gnutls_priority_sign_list(def, &dl);
+	for (i = 0; i < np; i++)
+		if (!listed(dl, nd, pl[i]) && gnutls_sign_get_hash_algorithm(
+		    pl[i]) == GNUTLS_DIG_SHA1)
+			sha1 = 1;
+	gnutls_priority_deinit(def);
+	for (i = 0; i < 4; i++) {
+		if (!(i == 0 ? cbc : i == 1 ? rsa : i == 2 ? sha1 : other))
+			continue;
+		snprintf(what, sizeof(what), "%s", i == 0 ?
+		    "CBC ciphers" : i == 1 ? "RSA key exchange" : i == 2 ?
+		    "SHA-1 signatures" : "other cipher suites");
+		if (o + strlen(what) + 3 < len)
+			o += (size_t)snprintf(out + o, len - o, "%s%s",
+			    o ? ", " : "", what);
+	}
+}
+
 static int
 prio_setup(struct tls_ctx *c, const struct tls_conf *r, tls_err_fn *err,
     void *arg)
@@ -780,6 +896,9 @@ prio_setup(struct tls_ctx *c, const struct tls_conf *r, tls_err_fn *err,
 		return -1;
 	}
 	ret = gnutls_priority_init(&c->prio, s, &pos);
+	if (ret >= 0)
+		prio_weaker(c->prio, r->psk_file != NULL, c->weaker,
+		    sizeof(c->weaker));
 	if (ret < 0) {
 		if (ret == GNUTLS_E_INVALID_REQUEST && pos != NULL)
 			err(arg, "priority", "bad priority string at "
@@ -806,6 +925,7 @@ tls_ctx_new(const struct tls_conf *r, struct tls_ctx **out, tls_err_fn *err,
 	}
 	c->conf = *r;
 	c->server = r->server;
+	c->cert_expiry = (time_t)-1;
 	c->resume = !c->server && r->resumption;
 	if ((ret = pthread_mutex_init(&c->lock, NULL)) != 0) {
 		free(c);
@@ -1080,15 +1200,6 @@ peer_allowed(gnutls_x509_crt_t crt, char *const *allow)
 			if (name_eq(buf, size, allow[j]))
 				return 1;
 	return 0;
-}
-
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* The digest of a peer's chain, every certificate with its length. */
@@ -1468,6 +1579,7 @@ tls_open_step(gnutls_session_t s, struct tls_open *op, char *why,
 			}
 		}
 		op->step = STEP_OVER;
+		op->resumed = gnutls_session_is_resumed(s) != 0;
 		snprintf(desc, desclen, "version=%s cipher=%s peer=%s%s",
 		    gnutls_protocol_get_name(gnutls_protocol_get_version(s)),
 		    gnutls_cipher_get_name(gnutls_cipher_get(s)), op->peer,
@@ -1485,6 +1597,38 @@ out:
 	op->step = STEP_OVER;
 	gnutls_session_set_ptr(s, NULL);
 	return TLS_OPEN_FAILED;
+}
+
+time_t
+tls_cert_expiry(const struct tls_ctx *c)
+{
+	return c->cert_expiry;
+}
+
+void
+tls_warnings(const struct tls_ctx *c, tls_err_fn *warn, void *arg)
+{
+	const struct tls_conf *r = &c->conf;
+	time_t now = time(NULL);
+
+	if (c->weaker[0] != '\0')
+		warn(arg, "priority", "allows what the default does not: %s",
+		    c->weaker);
+	if (c->key_mode != 0)
+		warn(arg, "key", "%s is open to group or others (mode %04o)",
+		    r->key, c->key_mode);
+	if (c->psk_mode != 0)
+		warn(arg, "psk_file", "%s is open to group or others (mode "
+		    "%04o)", r->psk_file, c->psk_mode);
+	if (c->cert_expiry != (time_t)-1 && c->cert_expiry <= now)
+		warn(arg, "cert", "%s has expired", r->cert);
+	else if (c->cert_expiry != (time_t)-1 &&
+	    c->cert_expiry - now < 30 * 86400)
+		warn(arg, "cert", "%s expires in %lld days", r->cert,
+		    (long long)((c->cert_expiry - now) / 86400));
+	if (c->cert_expiry != (time_t)-1 && !c->cert_purpose_ok)
+		warn(arg, "cert", "%s is not for TLS %s (its extended key "
+		    "usage)", r->cert, c->server ? "servers" : "clients");
 }
 
 int

@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <time.h>
+
 #include <gnutls/gnutls.h>
 
 struct tls_ctx;
@@ -72,6 +74,7 @@ struct tls_open {
 	int			 alerted;	/* the peer was told why */
 	int			 known;		/* its PSK identity is ours */
 	unsigned		 vstatus;	/* why its chain failed */
+	int			 resumed;	/* done: a resumed session */
 	char			 identity[256];	/* the PSK identity it gave */
 	char			 peer[384];	/* as logged: peer=... */
 };
@@ -136,6 +139,19 @@ void tls_wait(gnutls_session_t s);
  * record (GnuTLS keeps a partial one for the next call).
  */
 ssize_t tls_recv_buffered(gnutls_session_t s, void *buf, size_t len);
+
+/* When the route's own certificate expires; (time_t)-1 if it has none. */
+time_t tls_cert_expiry(const struct tls_ctx *c);
+
+/*
+ * Each weakening found in the route's TLS side, through warn with the key
+ * it is about: a priority string that allows what the default does not
+ * (older protocols, CBC ciphers, RSA key exchange, SHA-1 signatures, as
+ * GnuTLS enables them), a key or PSK file open to group or others, a
+ * certificate that has expired or expires within 30 days, or whose
+ * extended key usage does not allow the route's side.
+ */
+void tls_warnings(const struct tls_ctx *c, tls_err_fn *warn, void *arg);
 
 /* What --check prints of a route's TLS identity, as log-style fields. */
 int tls_identity(const struct tls_ctx *c, char *buf, size_t len);

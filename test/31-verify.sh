@@ -36,7 +36,7 @@ EOF2
 gw_start gw routes.ini
 bg sink "$HELPERS/sink" -r 127.0.0.1 "$C"
 wait_port "$C"
-log_has gw.log '^[^ ]+ warn route=to-any .*verify'
+log_has gw.log '^[^ ]+ warn event=config warning="routes.ini:[0-9]+: \[to-any\] verify: none: the server.s certificate is not checked"'
 
 timeout 10 "$HELPERS/halfclose" 127.0.0.1 "$A1" "unverified
 " >/dev/null 2>cli.err || fail "client of to-any: $(cat cli.err)"

@@ -1,8 +1,8 @@
 #!/bin/sh
 # 36-key-hygiene: what tlsgate does with the secrets it reads.
 #  1. A private key file or a PSK file open to group or others (mode 0644)
-#     is loaded with a warning naming the key, the file and its mode, at
-#     start-up and by --check; mode 0600 gets none.
+#     is loaded with a warning naming FILE:LINE, the key, the file and its
+#     mode, at start-up and by --check; mode 0600 gets none.
 #  2. Once loaded, the text of the key files is nowhere in the process's
 #     memory: neither the base64 lines of the private key's PEM, nor the
 #     hex keys of the PSK file, nor their copies in freed buffers; each
@@ -42,16 +42,16 @@ EOF
 # 1. The warnings.
 "$TLSGATE" -c routes.ini -t >check.out 2>check.err ||
     fail "--check: $(cat check.err)"
-log_has check.err 'warn route=unwrap event=config key=server.key reason="key file is open to group or others \(mode 0644\)"'
-log_has check.err 'warn route=psk event=config psk_file=keys.psk reason="key file is open to group or others \(mode 0644\)"'
+log_has check.err '^routes.ini:4: \[unwrap\] key: server.key is open to group or others \(mode 0644\)$'
+log_has check.err '^routes.ini:9: \[psk\] psk_file: keys.psk is open to group or others \(mode 0644\)$'
 gw_start gw routes.ini
-log_has gw.log 'warn route=unwrap event=config key=server.key reason=".*mode 0644'
-log_has gw.log 'warn route=psk event=config psk_file=keys.psk reason=".*mode 0644'
+log_has gw.log 'warn event=config warning="routes.ini:4: \[unwrap\] key: server.key is open to group or others \(mode 0644\)"'
+log_has gw.log 'warn event=config warning="routes.ini:9: \[psk\] psk_file: keys.psk is open to group or others \(mode 0644\)"'
 gw_stop gw
 chmod 600 server.key keys.psk
 "$TLSGATE" -c routes.ini -t >check2.out 2>check2.err ||
     fail "--check: $(cat check2.err)"
-log_lacks check2.err 'event=config'
+log_lacks check2.err 'open to group'
 
 # 2. The memory of a gateway that has loaded them, and then failed to
 # load the bad PSK file on a reload. Not under a sanitizer: AddressSanitizer
