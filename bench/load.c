@@ -15,6 +15,10 @@
  *	Reads commands on stdin: "open N" opens N more connections, each
  *	proven with a 1-byte echo; "check" sends 1 byte on every one and
  *	counts the echoes; "quit". Answers one line per command.
+ *   load scrape PATH COUNT [GAP_US]
+ *	COUNT times, GAP_US microseconds apart (default 0): connect to the
+ *	unix socket PATH, send an HTTP GET, read the answer to its end (a
+ *	stats scrape).
  *
  * Every wait is bounded (TIMEOUT_MS without progress fails). Output is
  * key=value on one line; errors go to stderr and exit status 1.
@@ -22,6 +26,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/un.h>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -496,11 +501,46 @@ run_idle(void)
 	return 0;
 }
 
+static int
+run_scrape(const char *path, int count, long gap_us)
+{
+	static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+	struct sockaddr_un sun;
+	char buf[65536];
+	ssize_t n;
+	long bytes = 0;
+	int i, fd, bad = 0;
+	double t0 = now();
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	for (i = 0; i < count; i++) {
+		if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) == -1 ||
+		    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
+		    write(fd, req, sizeof(req) - 1) != (ssize_t)sizeof(req) - 1) {
+			bad++;
+			if (fd != -1)
+				(void)close(fd);
+			continue;
+		}
+		while ((n = read(fd, buf, sizeof(buf))) > 0)
+			bytes += n;
+		(void)close(fd);
+		if (gap_us > 0)
+			(void)usleep((useconds_t)gap_us);
+	}
+	printf("scrapes=%d failed=%d bytes=%ld secs=%.3f\n", count, bad, bytes,
+	    now() - t0);
+	return bad ? 1 : 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: load bulk|rate|rr|idle PORT ...\n");
+		fprintf(stderr, "usage: load bulk|rate|rr|idle PORT ...|"
+		    "scrape PATH COUNT [GAP_US]\n");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -517,6 +557,9 @@ main(int argc, char **argv)
 		return run_rr(atoi(argv[3]), (size_t)atoi(argv[4]));
 	if (strcmp(argv[1], "idle") == 0)
 		return run_idle();
+	if (strcmp(argv[1], "scrape") == 0 && (argc == 4 || argc == 5))
+		return run_scrape(argv[2], atoi(argv[3]),
+		    argc == 5 ? atol(argv[4]) : 0);
 	fprintf(stderr, "load: bad arguments\n");
 	return 2;
 }
