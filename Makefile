@@ -14,9 +14,9 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) \
 	   $(shell pkg-config --cflags $(PKGS))
 LDLIBS	 = $(shell pkg-config --libs $(PKGS)) -lpthread
 
-SRCS	 = proxy.c relay.c stage.c stats.c tls.c config.c log.c
-LIBOBJS	 = relay.o stage.o stats.o tls.o config.o log.o
-HDRS	 = relay.h stage.h stats.h tls.h config.h log.h
+SRCS	 = proxy.c relay.c stage.c stats.c pp.c tls.c config.c log.c
+LIBOBJS	 = relay.o stage.o stats.o pp.o tls.o config.o log.o
+HDRS	 = relay.h stage.h stats.h pp.h tls.h config.h log.h
 
 B	?= .
 OBJS	 = $(SRCS:%.c=$(B)/%.o)
@@ -114,7 +114,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_CC	 ?= clang
 FUZZ_FLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -I. \
 	   -fsanitize=fuzzer,address,undefined $(shell pkg-config --cflags $(PKGS))
-FUZZERS	 = config addr
+FUZZERS	 = config addr pp
 fuzz: $(FUZZERS:%=build-fuzz/%_fuzz)
 	@for f in $(FUZZERS); do \
 	    mkdir -p build-fuzz/corpus-$$f && \
@@ -138,9 +138,9 @@ check-fuzz:
 		echo "fuzz: skipped: $(FUZZ_CC) cannot build libFuzzer targets"; \
 	fi
 
-build-fuzz/%_fuzz: test/fuzz/%_fuzz.c config.c log.c tls.c $(HDRS)
+build-fuzz/%_fuzz: test/fuzz/%_fuzz.c config.c log.c tls.c pp.c $(HDRS)
 	@mkdir -p build-fuzz
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< config.c log.c tls.c $(LDLIBS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< config.c log.c tls.c pp.c $(LDLIBS)
 
 clean:
 	rm -rf tlsgate *.o config_test tlsgate.service build-asan build-tsan \

@@ -3,6 +3,8 @@
  * it names (through tls.c). Never prints: every problem becomes one line
  * "FILE:LINE: [section] key: reason" in a struct config_errors.
  */
+#include <sys/un.h>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -35,13 +37,17 @@ static const char *const key_names[K_COUNT] = {
 	"accept", "connect", "cert", "key", "ca", "verify", "server_name",
 	"allow_peers", "priority", "psk_file", "psk_identity", "resumption",
 	"connect_timeout", "handshake_timeout", "idle_timeout", "max_sessions",
+	"crl", "crl_expired", "pin_sha256", "send_proxy", "accept_proxy",
+	"allow_from", "proxy_from", "unix_mode", "unix_owner",
 };
 
 /* Which keys apply to which side of a route. */
 #define TLS_KEYS	((1u << K_CERT) | (1u << K_KEY) | (1u << K_CA) | \
 	(1u << K_VERIFY) | (1u << K_ALLOW_PEERS) | (1u << K_PRIORITY) | \
-	(1u << K_PSK_FILE) | (1u << K_RESUMPTION))
+	(1u << K_PSK_FILE) | (1u << K_RESUMPTION) | (1u << K_CRL) | \
+	(1u << K_CRL_EXPIRED) | (1u << K_PIN_SHA256))
 #define CONNECT_ONLY	((1u << K_SERVER_NAME) | (1u << K_PSK_IDENTITY))
+#define UNIX_ONLY	((1u << K_UNIX_MODE) | (1u << K_UNIX_OWNER))
 
 enum { G_LOG_LEVEL, G_MAX_SESSIONS, G_SHUTDOWN_GRACE, G_CONNECT_TIMEOUT,
 	G_HANDSHAKE_TIMEOUT, G_IDLE_TIMEOUT, G_USER, G_GROUP, G_REQUIRE_DROP,
@@ -345,14 +351,26 @@ config_parse_addr(const char *s, struct addr *a)
 	long n;
 
 	memset(a, 0, sizeof(*a));
+	if (strncmp(s, "unix:", 5) == 0) {
+		a->scheme = SCHEME_UNIX;
+		if (s[5] != '/' && s[5] != '@')
+			return "expected unix:/PATH or unix:@NAME";
+		if (s[6] == '\0')
+			return "empty unix socket name";
+		if (strlen(s + 5) > 107)
+			return "unix socket path longer than 107 bytes";
+		snprintf(a->host, sizeof(a->host), "%s", s + 5);
+		snprintf(a->text, sizeof(a->text), "%s", s);
+		return NULL;
+	}
 	if (strncmp(s, "tcp://", 6) == 0)
 		a->scheme = SCHEME_TCP;
 	else if (strncmp(s, "tls://", 6) == 0)
 		a->scheme = SCHEME_TLS;
 	else if (strstr(s, "://") != NULL)
-		return "bad scheme: use tcp:// or tls://";
+		return "bad scheme: use tcp://, tls:// or unix:/PATH";
 	else
-		return "expected tcp://HOST:PORT or tls://HOST:PORT";
+		return "expected tcp://HOST:PORT, tls://HOST:PORT or unix:/PATH";
 	host = s + 6;
 	if (*host == '[') {
 		if ((end = strchr(host, ']')) == NULL)
@@ -400,6 +418,125 @@ config_is_ip(const char *host)
 
 	return inet_pton(AF_INET, host, &a4) == 1 ||
 	    inet_pton(AF_INET6, host, &a6) == 1;
+}
+
+void
+config_unix_addr(const struct addr *a, struct sockaddr_un *sun,
+    socklen_t *len)
+{
+	size_t n = strlen(a->host);	/* < sizeof(sun_path): parsed so */
+
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	memcpy(sun->sun_path, a->host, n);
+	if (a->host[0] == '@')
+		sun->sun_path[0] = '\0';	/* abstract: no NUL after */
+	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n +
+	    (a->host[0] != '@'));
+}
+
+int
+config_cidr_match(const struct cidr *list, size_t n, const struct sockaddr *sa)
+{
+	const struct sockaddr_in6 *in6 = (const void *)sa;
+	const struct sockaddr_in *in4 = (const void *)sa;
+	const unsigned char *a;
+	unsigned char mask;
+	int family;
+	size_t i;
+	unsigned full;
+
+	if (sa->sa_family == AF_INET) {
+		family = AF_INET;
+		a = (const unsigned char *)&in4->sin_addr;
+	} else if (sa->sa_family == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+		family = AF_INET;
+		a = in6->sin6_addr.s6_addr + 12;
+	} else if (sa->sa_family == AF_INET6) {
+		family = AF_INET6;
+		a = in6->sin6_addr.s6_addr;
+	} else
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (list[i].family != family)
+			continue;
+		full = list[i].bits / 8;
+		if (memcmp(list[i].addr, a, full) != 0)
+			continue;
+		mask = (unsigned char)(0xff00 >> (list[i].bits % 8));
+		if (list[i].bits % 8 == 0 || (list[i].addr[full] & mask) ==
+		    (a[full] & mask))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Parse "10.0.0.0/8, ::1, 2001:db8::/32" into *out; returns NULL or what
+ * is wrong (quoting the bad item into msg).
+ */
+static const char *
+parse_cidrs(const char *s, struct cidr **out, size_t *nout, char *msg,
+    size_t msglen)
+{
+	char item[128], *slash, *ep;
+	struct cidr *v, *c;
+	const char *t = s, *e;
+	size_t n = 0, cap = 1, len;
+	long bits;
+	unsigned max;
+
+	for (e = s; *e != '\0'; e++)
+		cap += (*e == ',');
+	if ((v = calloc(cap, sizeof(*v))) == NULL)
+		return "out of memory";
+	for (; *t != '\0'; t = *e ? e + 1 : e) {
+		t += strspn(t, " \t");
+		e = t + strcspn(t, ",");
+		len = (size_t)(e - t);
+		while (len > 0 && (t[len - 1] == ' ' || t[len - 1] == '\t'))
+			len--;
+		if (len == 0)
+			continue;
+		c = &v[n];
+		snprintf(item, sizeof(item), "%.*s", (int)len, t);
+		if ((slash = strchr(item, '/')) != NULL)
+			*slash = '\0';
+		if (inet_pton(AF_INET, item, c->addr) == 1) {
+			c->family = AF_INET;
+			max = 32;
+		} else if (inet_pton(AF_INET6, item, c->addr) == 1) {
+			c->family = AF_INET6;
+			max = 128;
+		} else {
+			snprintf(msg, msglen, "not an IP address or block: "
+			    "\"%.*s\"", (int)len, t);
+			free(v);
+			return msg;
+		}
+		bits = max;
+		if (slash != NULL) {
+			errno = 0;
+			bits = strtol(slash + 1, &ep, 10);
+			if (slash[1] == '\0' || *ep != '\0' || errno != 0 ||
+			    bits < 0 || bits > (long)max) {
+				snprintf(msg, msglen, "bad prefix length in "
+				    "\"%.*s\" (0-%u)", (int)len, t, max);
+				free(v);
+				return msg;
+			}
+		}
+		c->bits = (unsigned)bits;
+		n++;
+	}
+	if (n == 0) {
+		free(v);
+		return "empty list";
+	}
+	*out = v;
+	*nout = n;
+	return NULL;
 }
 
 /* Parse a number within b; returns NULL or what is wrong. */
@@ -499,6 +636,12 @@ route_free(struct route *r)
 	free(r->priority);
 	free(r->psk_file);
 	free(r->psk_identity);
+	free(r->crl);
+	for (i = 0; r->pins != NULL && r->pins[i] != NULL; i++)
+		free(r->pins[i]);
+	free(r->pins);
+	free(r->allow_from);
+	free(r->proxy_from);
 	free(r);
 }
 
@@ -566,7 +709,7 @@ load_tls(struct route *r, struct tls_report *rep)
 	tc.ca = r->ca;
 	tc.verify = r->verify == VERIFY_REQUIRE ? TLS_VERIFY_REQUIRE :
 	    r->verify == VERIFY_OPTIONAL ? TLS_VERIFY_OPTIONAL :
-	    TLS_VERIFY_NONE;
+	    r->verify == VERIFY_PIN ? TLS_VERIFY_PIN : TLS_VERIFY_NONE;
 	tc.server_name = r->server_name;
 	tc.sni = r->server_name != NULL && !config_is_ip(r->server_name);
 	tc.allow_peers = r->allow_peers;
@@ -574,6 +717,9 @@ load_tls(struct route *r, struct tls_report *rep)
 	tc.psk_file = r->psk_file;
 	tc.psk_identity = r->psk_identity;
 	tc.resumption = r->resumption;
+	tc.crl = r->crl;
+	tc.crl_refuse = r->crl_refuse;
+	tc.pins = r->pins;
 	return tls_ctx_new(&tc, &r->tls, tls_report, rep);
 }
 
@@ -620,10 +766,16 @@ check_kind(struct parse *p, struct section *sec, const struct route *r)
 		allowed |= TLS_KEYS;
 	if (tls_connect)
 		allowed |= CONNECT_ONLY;
-	for (k = K_CERT; k <= K_RESUMPTION; k++) {
-		if (!given(sec, k) || (allowed & (1u << k)))
+	if (r->accept.scheme == SCHEME_UNIX)
+		allowed |= UNIX_ONLY;
+	for (k = K_CERT; k < K_COUNT; k++) {
+		if (!given(sec, k) || (allowed & (1u << k)) ||
+		    !((TLS_KEYS | CONNECT_ONLY | UNIX_ONLY) & (1u << k)))
 			continue;
-		if (!tls_accept && !tls_connect)
+		if (UNIX_ONLY & (1u << k))
+			sec_error(p, sec, k, "applies only to a unix: "
+			    "accept");
+		else if (!tls_accept && !tls_connect)
 			sec_error(p, sec, k, "not allowed on a tcp->tcp "
 			    "route (no TLS side)");
 		else
@@ -665,10 +817,13 @@ check_tls(struct parse *p, struct section *sec, struct route *r)
 	r->priority = take(sec, K_PRIORITY);
 	r->psk_file = take(sec, K_PSK_FILE);
 	r->psk_identity = take(sec, K_PSK_IDENTITY);
+	r->crl = take(sec, K_CRL);
+	v = sec->value[K_VERIFY];
 	if (tls_connect && r->ca == NULL && r->psk_file == NULL &&
+	    (v == NULL || strcmp(v, "pin") != 0) &&
 	    (r->ca = strdup("system")) == NULL)
 		return -1;
-	if ((v = sec->value[K_VERIFY]) == NULL)
+	if (v == NULL)
 		r->verify = (tls_connect || r->ca != NULL) ? VERIFY_REQUIRE :
 		    VERIFY_NONE;
 	else if (strcmp(v, "require") == 0)
@@ -677,14 +832,60 @@ check_tls(struct parse *p, struct section *sec, struct route *r)
 		r->verify = VERIFY_OPTIONAL;
 	else if (strcmp(v, "none") == 0)
 		r->verify = VERIFY_NONE;
+	else if (strcmp(v, "pin") == 0)
+		r->verify = VERIFY_PIN;
 	else {
-		sec_error(p, sec, K_VERIFY, "must be require, optional or "
-		    "none, not \"%s\"", v);
+		sec_error(p, sec, K_VERIFY, "must be require, optional, pin "
+		    "or none, not \"%s\"", v);
 		bad = -1;
 	}
-	if (r->verify != VERIFY_NONE && r->ca == NULL &&
-	    sec->value[K_VERIFY] != NULL && r->psk_file == NULL) {
-		sec_error(p, sec, K_VERIFY, "%s needs ca", v);
+	if (sec->value[K_PIN_SHA256] != NULL) {
+		if ((r->pins = split_list(sec->value[K_PIN_SHA256])) == NULL)
+			return -1;
+		if (r->pins[0] == NULL) {
+			sec_error(p, sec, K_PIN_SHA256, "empty list");
+			bad = -1;
+		} else if (r->verify == VERIFY_NONE && r->psk_file == NULL) {
+			sec_error(p, sec, K_PIN_SHA256, "needs verification "
+			    "(verify = require, optional or pin)");
+			bad = -1;
+		}
+	}
+	if (r->verify == VERIFY_PIN) {
+		if (r->pins == NULL && !given(sec, K_PIN_SHA256)) {
+			sec_error(p, sec, K_VERIFY, "pin needs pin_sha256");
+			bad = -1;
+		}
+		if (r->ca != NULL) {
+			sec_error(p, sec, K_CA, "not used with verify = pin "
+			    "(the key is pinned, the chain not checked)");
+			bad = -1;
+		}
+	}
+	if (r->crl != NULL && (r->ca == NULL || r->verify == VERIFY_NONE ||
+	    r->verify == VERIFY_PIN)) {
+		sec_error(p, sec, K_CRL, "needs chain verification (ca, and "
+		    "verify require or optional)");
+		bad = -1;
+	}
+	if ((v = sec->value[K_CRL_EXPIRED]) != NULL) {
+		if (strcmp(v, "refuse") == 0)
+			r->crl_refuse = 1;
+		else if (strcmp(v, "warn") != 0) {
+			sec_error(p, sec, K_CRL_EXPIRED, "must be warn or "
+			    "refuse, not \"%s\"", v);
+			bad = -1;
+		}
+		if (r->crl == NULL && !given(sec, K_CRL)) {
+			sec_error(p, sec, K_CRL_EXPIRED, "needs crl");
+			bad = -1;
+		}
+	}
+	if (r->verify != VERIFY_NONE && r->verify != VERIFY_PIN &&
+	    r->ca == NULL && sec->value[K_VERIFY] != NULL &&
+	    r->psk_file == NULL) {
+		sec_error(p, sec, K_VERIFY, "%s needs ca",
+		    sec->value[K_VERIFY]);
 		bad = -1;
 	}
 	if (sec->value[K_ALLOW_PEERS] != NULL) {
@@ -712,6 +913,106 @@ check_tls(struct parse *p, struct section *sec, struct route *r)
 	    parse_yesno(sec->value[K_RESUMPTION], &r->resumption) == -1) {
 		sec_error(p, sec, K_RESUMPTION, "must be yes or no, not \"%s\"",
 		    sec->value[K_RESUMPTION]);
+		bad = -1;
+	}
+	return bad;
+}
+
+/*
+ * The keys of the transport: the PROXY protocol (send_proxy,
+ * accept_proxy, proxy_from), allow_from, and a unix: accept's socket
+ * (unix_mode, unix_owner). Every problem is reported; -1 if there was one.
+ */
+static int
+check_transport(struct parse *p, struct section *sec, struct route *r)
+{
+	const struct passwd *pw;
+	const struct group *gr;
+	char msg[200], *v, *colon, *ep;
+	const char *why;
+	long mode;
+	int bad = 0;
+
+	if ((v = sec->value[K_SEND_PROXY]) != NULL) {
+		if (strcmp(v, "v1") == 0)
+			r->send_proxy = SEND_PROXY_V1;
+		else if (strcmp(v, "v2") == 0)
+			r->send_proxy = SEND_PROXY_V2;
+		else if (strcmp(v, "no") != 0) {
+			sec_error(p, sec, K_SEND_PROXY, "must be v1, v2 or no, "
+			    "not \"%s\"", v);
+			bad = -1;
+		}
+	}
+	if ((v = sec->value[K_ACCEPT_PROXY]) != NULL &&
+	    parse_yesno(v, &r->accept_proxy) == -1) {
+		sec_error(p, sec, K_ACCEPT_PROXY, "must be yes or no, not "
+		    "\"%s\"", v);
+		bad = -1;
+	}
+	if (r->accept_proxy && r->accept.scheme == SCHEME_UNIX) {
+		sec_error(p, sec, K_ACCEPT_PROXY, "not on a unix: accept");
+		bad = -1;
+	}
+	if ((v = sec->value[K_ALLOW_FROM]) != NULL) {
+		if (r->accept.scheme == SCHEME_UNIX) {
+			sec_error(p, sec, K_ALLOW_FROM, "not on a unix: "
+			    "accept (use unix_mode and unix_owner)");
+			bad = -1;
+		} else if ((why = parse_cidrs(v, &r->allow_from,
+		    &r->nallow_from, msg, sizeof(msg))) != NULL) {
+			sec_error(p, sec, K_ALLOW_FROM, "%s", why);
+			bad = -1;
+		}
+	}
+	if ((v = sec->value[K_PROXY_FROM]) != NULL) {
+		if (!r->accept_proxy) {
+			sec_error(p, sec, K_PROXY_FROM, "needs accept_proxy = "
+			    "yes");
+			bad = -1;
+		} else if ((why = parse_cidrs(v, &r->proxy_from,
+		    &r->nproxy_from, msg, sizeof(msg))) != NULL) {
+			sec_error(p, sec, K_PROXY_FROM, "%s", why);
+			bad = -1;
+		}
+	}
+	r->unix_mode = 0600;
+	if ((v = sec->value[K_UNIX_MODE]) != NULL) {
+		errno = 0;
+		mode = strtol(v, &ep, 8);
+		if (*v == '\0' || *ep != '\0' || errno != 0 || mode < 0 ||
+		    mode > 0777) {
+			sec_error(p, sec, K_UNIX_MODE, "an octal mode from 0 "
+			    "to 0777, not \"%s\"", v);
+			bad = -1;
+		} else
+			r->unix_mode = (unsigned)mode;
+	}
+	if ((v = sec->value[K_UNIX_OWNER]) != NULL) {
+		if ((colon = strchr(v, ':')) != NULL)
+			*colon = '\0';
+		if ((pw = getpwnam(v)) == NULL) {
+			sec_error(p, sec, K_UNIX_OWNER, "no such user: %s", v);
+			bad = -1;
+		} else {
+			r->unix_owner = 1;
+			r->unix_uid = pw->pw_uid;
+			r->unix_gid = pw->pw_gid;
+		}
+		if (colon != NULL && (gr = getgrnam(colon + 1)) == NULL) {
+			sec_error(p, sec, K_UNIX_OWNER, "no such group: %s",
+			    colon + 1);
+			bad = -1;
+		} else if (colon != NULL)
+			r->unix_gid = gr->gr_gid;
+		if (colon != NULL)
+			*colon = ':';
+	}
+	if (r->accept.scheme == SCHEME_UNIX && r->accept.host[0] == '@' &&
+	    (given(sec, K_UNIX_MODE) || given(sec, K_UNIX_OWNER))) {
+		sec_error(p, sec, given(sec, K_UNIX_MODE) ? K_UNIX_MODE :
+		    K_UNIX_OWNER, "an abstract socket (unix:@NAME) has no "
+		    "file mode or owner");
 		bad = -1;
 	}
 	return bad;
@@ -749,7 +1050,8 @@ build_route(struct parse *p, struct section *sec, const struct defaults *d)
 			sec_error(p, sec, k, "%s: \"%s\"", why,
 			    sec->value[k]);
 			bad = -1;
-		} else if (k == K_ACCEPT && !config_is_ip(a->host)) {
+		} else if (k == K_ACCEPT && a->scheme != SCHEME_UNIX &&
+		    !config_is_ip(a->host)) {
 			sec_error(p, sec, k, "listen on an IP address, not "
 			    "\"%s\"", a->host);
 			bad = -1;
@@ -781,6 +1083,7 @@ build_route(struct parse *p, struct section *sec, const struct defaults *d)
 	if ((k = check_kind(p, sec, r)) == -2)
 		goto fail;
 	bad |= k;
+	bad |= check_transport(p, sec, r);
 	if (r->accept.scheme == SCHEME_TLS || r->connect.scheme == SCHEME_TLS) {
 		bad |= check_tls(p, sec, r);
 		if (p->load && load_tls(r, &rep) == -1)
@@ -922,6 +1225,10 @@ canonical(const struct addr *a, char *buf, size_t len)
 	char host[sizeof(a->host)];
 	int v6 = strchr(a->host, ':') != NULL;
 
+	if (a->scheme == SCHEME_UNIX) {
+		snprintf(buf, len, "%s", a->text);
+		return buf;
+	}
 	if (inet_pton(v6 ? AF_INET6 : AF_INET, a->host, x) != 1 ||
 	    inet_ntop(v6 ? AF_INET6 : AF_INET, x, host, sizeof(host)) == NULL)
 		snprintf(host, sizeof(host), "%s", a->host);
@@ -939,11 +1246,14 @@ overlaps(const struct addr *a, const struct addr *b)
 	char x[300], y[300];
 	int wa, wb;
 
-	if (strcmp(a->port, b->port) != 0)
+	if (strcmp(a->port, b->port) != 0 ||
+	    (a->scheme == SCHEME_UNIX) != (b->scheme == SCHEME_UNIX))
 		return 0;
 	if (strcmp(canonical(a, x, sizeof(x)), canonical(b, y, sizeof(y))) ==
 	    0)
 		return 2;
+	if (a->scheme == SCHEME_UNIX)
+		return 0;
 	wa = strncmp(x, "[::]:", 5) == 0 ? 6 :
 	    strncmp(x, "0.0.0.0:", 8) == 0 ? 4 : 0;
 	wb = strncmp(y, "[::]:", 5) == 0 ? 6 :
@@ -1214,12 +1524,17 @@ config_warnings(const struct config *c, config_warn_fn *fn, void *arg)
 			    tls_accept ? "a client without a certificate is "
 			    "accepted" : "the server's certificate is checked "
 			    "only if it sends one");
-		if (!tls_accept && !loopback(r->accept.host))
+		if (r->accept.scheme == SCHEME_TCP &&
+		    !loopback(r->accept.host))
 			warn(&w, K_ACCEPT, "plaintext accepted from the network "
 			    "(%s%s%s), not only from this host", V6(r->accept));
-		if (!tls_connect && !loopback(r->connect.host))
+		if (r->connect.scheme == SCHEME_TCP &&
+		    !loopback(r->connect.host))
 			warn(&w, K_CONNECT, "plaintext sent to %s%s%s, which may "
 			    "be another host", V6(r->connect));
+		if (r->accept_proxy && r->proxy_from == NULL)
+			warn(&w, K_ACCEPT_PROXY, "yes without proxy_from: any "
+			    "client may claim any address");
 		if (r->tls != NULL)
 			tls_warnings(r->tls, tls_warned, &w);
 	}

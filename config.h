@@ -2,6 +2,7 @@
 #define CONFIG_H
 
 #include <sys/types.h>
+#include <sys/socket.h>
 
 #include <stdatomic.h>
 #include <stddef.h>
@@ -11,7 +12,9 @@
 
 struct tls_ctx;
 
-enum scheme { SCHEME_TCP, SCHEME_TLS };
+/* unix: is plaintext, on a unix socket: host is the path ("@name" for
+   the abstract namespace) and port is empty. */
+enum scheme { SCHEME_TCP, SCHEME_TLS, SCHEME_UNIX };
 
 struct addr {
 	enum scheme	 scheme;
@@ -20,7 +23,17 @@ struct addr {
 	char		 text[300];	/* as written, for logs */
 };
 
-enum verify { VERIFY_NONE, VERIFY_OPTIONAL, VERIFY_REQUIRE };
+enum verify { VERIFY_NONE, VERIFY_OPTIONAL, VERIFY_REQUIRE, VERIFY_PIN };
+
+/* The PROXY protocol header a route sends to its next hop. */
+enum send_proxy { SEND_PROXY_NONE, SEND_PROXY_V1, SEND_PROXY_V2 };
+
+/* An address block of allow_from or proxy_from (IPv4 as itself). */
+struct cidr {
+	int		 family;	/* AF_INET or AF_INET6 */
+	unsigned char	 addr[16];
+	unsigned	 bits;
+};
 
 /*
  * A route's count of live sessions, shared by the routes of the same name
@@ -38,7 +51,9 @@ enum key {
 	K_ACCEPT, K_CONNECT, K_CERT, K_KEY, K_CA, K_VERIFY, K_SERVER_NAME,
 	K_ALLOW_PEERS, K_PRIORITY, K_PSK_FILE, K_PSK_IDENTITY, K_RESUMPTION,
 	K_CONNECT_TIMEOUT, K_HANDSHAKE_TIMEOUT, K_IDLE_TIMEOUT,
-	K_MAX_SESSIONS, K_COUNT
+	K_MAX_SESSIONS, K_CRL, K_CRL_EXPIRED, K_PIN_SHA256, K_SEND_PROXY,
+	K_ACCEPT_PROXY, K_ALLOW_FROM, K_PROXY_FROM, K_UNIX_MODE, K_UNIX_OWNER,
+	K_COUNT
 };
 
 /*
@@ -61,6 +76,17 @@ struct route {
 	char		*priority;
 	char		*psk_file, *psk_identity;
 	int		 resumption;
+	char		*crl;			/* NULL when not set */
+	int		 crl_refuse;		/* crl_expired = refuse */
+	char	       **pins;			/* pin_sha256, or NULL */
+	enum send_proxy	 send_proxy;
+	int		 accept_proxy;
+	struct cidr	*allow_from, *proxy_from;	/* NULL: anyone */
+	size_t		 nallow_from, nproxy_from;
+	unsigned	 unix_mode;		/* a unix: accept's socket */
+	int		 unix_owner;		/* unix_uid and unix_gid set */
+	uid_t		 unix_uid;
+	gid_t		 unix_gid;
 	unsigned	 connect_timeout;	/* seconds */
 	unsigned	 handshake_timeout;
 	unsigned	 idle_timeout;		/* 0: never */
@@ -127,6 +153,19 @@ const char *config_key_name(enum key k);
 
 /* Whether host is an IPv4 or IPv6 address (not a name). */
 int config_is_ip(const char *host);
+
+/* The unix socket address of a unix: address ("@name": abstract). */
+struct sockaddr_un;
+void config_unix_addr(const struct addr *a, struct sockaddr_un *sun,
+    socklen_t *len);
+
+/*
+ * Whether sa (IPv4, IPv6 or IPv4-mapped IPv6) is in one of the n blocks
+ * of list; a unix socket's address is in none.
+ */
+struct sockaddr;
+int config_cidr_match(const struct cidr *list, size_t n,
+    const struct sockaddr *sa);
 
 /* Sessions take and drop references; the last one frees the route. */
 struct route *config_route_ref(struct route *r);

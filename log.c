@@ -4,6 +4,7 @@
  */
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -145,6 +146,17 @@ log_sockaddr(const struct sockaddr *sa, char *buf, size_t len)
 	const void *a;
 	unsigned port;
 
+	if (sa->sa_family == AF_UNIX) {
+		const struct sockaddr_un *un = (const void *)sa;
+
+		if (un->sun_path[0] != '\0')
+			snprintf(buf, len, "unix:%.108s", un->sun_path);
+		else if (un->sun_path[1] != '\0')
+			snprintf(buf, len, "unix:@%.107s", un->sun_path + 1);
+		else
+			snprintf(buf, len, "unix");
+		return buf;
+	}
 	if (sa->sa_family == AF_INET6) {
 		a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
 		port = ntohs(((const struct sockaddr_in6 *)(const void *)sa)->

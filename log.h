@@ -28,7 +28,8 @@ void log_event(enum log_level level, const char *route, uint64_t id,
    double quotes with '"', '\\' and control characters escaped. */
 const char *log_quote(const char *s, char *buf, size_t len);
 
-/* An address as logged: "127.0.0.1:5003", "[::1]:5003". */
+/* An address as logged: "127.0.0.1:5003", "[::1]:5003", "unix:/path";
+   a unix socket's must be zeroed past what it holds. */
 struct sockaddr;
 const char *log_sockaddr(const struct sockaddr *sa, char *buf, size_t len);
 

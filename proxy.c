@@ -8,6 +8,8 @@
  */
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 
 #include <netinet/in.h>
 
@@ -38,9 +40,16 @@
 #define ACCEPT_BURST	64	/* accepts per listener per wakeup */
 #define CERTS_EVERY	86400	/* s between event=cert lines */
 
+/* A socket file this process made: removed when done with, if still it. */
+struct sockfile {
+	dev_t		 dev;
+	ino_t		 ino;		/* 0: none made */
+};
+
 struct listener {
 	int		 fd;
 	struct route	*route;		/* the config's reference */
+	struct sockfile	 file;		/* a unix: accept's */
 };
 
 static struct listener	 listeners[MAX_LISTENERS];
@@ -59,6 +68,7 @@ usage(FILE *fp)
 	    "usage: tlsgate [-c FILE] [-t [-v] [--strict]] [-l LEVEL] [-V] "
 	    "[-h]\n"
 	    "       tlsgate --stats [SOCKET | -c FILE]\n"
+	    "       tlsgate --pin CERT.pem\n"
 	    "  -c, --config FILE    routes file (default: ./routes.ini)\n"
 	    "  -t, --check          load and validate FILE, its certificates, "
 	    "keys and\n"
@@ -71,6 +81,8 @@ usage(FILE *fp)
 	    "      --stats [SOCKET] print the statistics of a running "
 	    "gateway (SOCKET,\n"
 	    "                       or [gateway] stats of FILE) as a table\n"
+	    "      --pin CERT.pem   print the pin_sha256 of the certificate's "
+	    "key, exit\n"
 	    "  -l, --log-level L    error | warn | info | debug (overrides "
 	    "the file)\n"
 	    "  -V, --version        print the version and the GnuTLS "
@@ -127,26 +139,43 @@ print_warning(void *arg, const char *line)
 	fprintf(stderr, "%s\n", line);
 }
 
+/* How many days until t, as an event: a warning past it or within
+   warn_under days. */
+static void
+log_days(const char *route, const char *event, const char *key, time_t t,
+    long long warn_under)
+{
+	time_t now = time(NULL);
+	long long days;
+
+	days = (long long)(t - now) / 86400;
+	if (t < now)
+		days = -1 - (long long)(now - t) / 86400;
+	log_event(days < warn_under || t <= now ? LOG_WARN : LOG_INFO, route,
+	    0, event, "%s=%lld", key, days);
+}
+
 /*
- * Each route's certificate and when it expires: at start, at each reload
- * and once a day; a warning within 30 days.
+ * Each route's certificate and when it expires (a warning within 30
+ * days), and its CRL's next update (a warning once past it): at start, at
+ * each reload and once a day.
  */
 static void
 log_certs(const struct config *c)
 {
-	time_t exp, now = time(NULL);
-	long long days;
+	const struct tls_ctx *t;
+	time_t exp;
 	size_t i;
 
 	for (i = 0; i < c->nroutes; i++) {
-		if (c->routes[i]->tls == NULL ||
-		    (exp = tls_cert_expiry(c->routes[i]->tls)) == (time_t)-1)
+		if ((t = c->routes[i]->tls) == NULL)
 			continue;
-		days = (long long)(exp - now) / 86400;
-		if (exp < now)
-			days = -1 - (long long)(now - exp) / 86400;
-		log_event(days < 30 ? LOG_WARN : LOG_INFO, c->routes[i]->name,
-		    0, "cert", "expires_in_days=%lld", days);
+		if ((exp = tls_cert_expiry(t)) != (time_t)-1)
+			log_days(c->routes[i]->name, "cert", "expires_in_days",
+			    exp, 30);
+		if ((exp = tls_crl_next_update(t)) != (time_t)-1)
+			log_days(c->routes[i]->name, "crl",
+			    "next_update_in_days", exp, 0);
 	}
 }
 
@@ -159,11 +188,35 @@ hostport(const struct addr *a)
 	return p != NULL ? p + 3 : a->text;
 }
 
+/* Who may come in on the accept side, for -t -v. */
+static void
+explain_accept(const struct route *r)
+{
+	if (r->accept_proxy)
+		printf(", after a PROXY header from %s", r->proxy_from ?
+		    "a proxy in proxy_from" : "any proxy");
+	if (r->allow_from != NULL)
+		printf(", from addresses in allow_from only");
+	if (r->accept.scheme == SCHEME_UNIX)
+		printf(" (socket mode %04o)", r->unix_mode);
+}
+
+/* What the connect side sends first, for -t -v. */
+static const char *
+explain_proxy(const struct route *r)
+{
+	return r->send_proxy == SEND_PROXY_V1 ? ", sending a PROXY v1 header "
+	    "first" : r->send_proxy == SEND_PROXY_V2 ? ", sending a PROXY v2 "
+	    "header first" : "";
+}
+
 /* The route in words, for -t -v. */
 static void
 explain(const struct route *r)
 {
 	const char *in = hostport(&r->accept), *out = hostport(&r->connect);
+	const char *crl = r->crl != NULL ? ", not revoked by its crl" : "";
+	const char *pins = r->pins != NULL ? ", with a pinned key" : "";
 	char names[512] = "";
 	size_t i, n = 0;
 
@@ -173,27 +226,39 @@ explain(const struct route *r)
 		    r->allow_peers[i]);
 	printf("  %s: ", r->name);
 	if (r->accept.scheme == SCHEME_TLS) {
-		printf("accepts TLS on %s from ", in);
+		printf("accepts TLS on %s", in);
+		explain_accept(r);
+		printf(" from ");
 		if (r->verify == VERIFY_NONE)
 			printf("%s", r->psk_file ? "" : "any client");
+		else if (r->verify == VERIFY_PIN)
+			printf("clients whose key is pinned (pin_sha256)%s%s",
+			    names[0] ? " and that name " : "", names);
 		else
-			printf("clients whose certificate chains to %s%s%s%s",
-			    r->ca, names[0] ? " and names " : "", names,
-			    r->verify == VERIFY_OPTIONAL ? " (or that send "
-			    "none)" : "");
+			printf("clients whose certificate chains to %s%s%s%s%s%s",
+			    r->ca, crl, pins, names[0] ? " and names " : "",
+			    names, r->verify == VERIFY_OPTIONAL ? " (or that "
+			    "send none)" : "");
 		if (r->psk_file != NULL)
 			printf("%sclients with a key of %s",
 			    r->verify == VERIFY_NONE ? "" : ", or ",
 			    r->psk_file);
-		printf("; then connects in plaintext to %s\n", out);
+		printf("; then connects in plaintext to %s%s\n", out,
+		    explain_proxy(r));
 	} else if (r->connect.scheme == SCHEME_TLS) {
-		printf("accepts plaintext on %s; then connects with TLS to %s",
-		    in, out);
-		if (r->verify != VERIFY_NONE)
+		printf("accepts plaintext on %s", in);
+		explain_accept(r);
+		printf("; then connects with TLS to %s%s", out,
+		    explain_proxy(r));
+		if (r->verify == VERIFY_PIN)
+			printf(", checking that the server's key is pinned "
+			    "(pin_sha256)%s%s", names[0] ? " and that it names "
+			    : "", names);
+		else if (r->verify != VERIFY_NONE)
 			printf(", checking that the server's certificate "
-			    "chains to %s and is valid for %s%s%s%s",
+			    "chains to %s%s%s and is valid for %s%s%s%s",
 			    strcmp(r->ca, "system") == 0 ? "the system's "
-			    "trust store" : r->ca, r->server_name,
+			    "trust store" : r->ca, crl, pins, r->server_name,
 			    names[0] ? " and names " : "", names,
 			    r->verify == VERIFY_OPTIONAL ? " (if it sends "
 			    "one)" : "");
@@ -206,9 +271,12 @@ explain(const struct route *r)
 			    r->psk_identity : "the first identity of the "
 			    "psk_file");
 		printf("\n");
-	} else
-		printf("accepts plaintext on %s and connects in plaintext to "
-		    "%s, without TLS\n", in, out);
+	} else {
+		printf("accepts plaintext on %s", in);
+		explain_accept(r);
+		printf(" and connects in plaintext to %s%s, without TLS\n", out,
+		    explain_proxy(r));
+	}
 }
 
 static void
@@ -305,8 +373,9 @@ drop_passed(size_t i)
 static int
 take_passed(const struct route *r, int byname)
 {
-	struct addrinfo hints, *ai = NULL;
+	struct addrinfo hints, want, *ai = NULL;
 	struct sockaddr_storage ss;
+	struct sockaddr_un sun;
 	socklen_t len;
 	size_t i;
 	int fd = -1, flags;
@@ -320,20 +389,26 @@ take_passed(const struct route *r, int byname)
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
-	if (!byname && npassed > 0 && getaddrinfo(r->accept.host,
-	    r->accept.port, &hints, &ai) == 0) {
-		for (i = 0; i < npassed; i++) {
-			len = sizeof(ss);
-			if (getsockname(passed[i], (struct sockaddr *)&ss,
-			    &len) == -1 || len != ai->ai_addrlen ||
-			    memcmp(&ss, ai->ai_addr, len) != 0)
-				continue;
-			fd = passed[i];
-			drop_passed(i);
-			break;
-		}
-		freeaddrinfo(ai);
+	if (r->accept.scheme == SCHEME_UNIX) {
+		config_unix_addr(&r->accept, &sun, &want.ai_addrlen);
+		want.ai_addr = (struct sockaddr *)&sun;
+		ai = &want;
+	} else if (byname || npassed == 0 || getaddrinfo(r->accept.host,
+	    r->accept.port, &hints, &ai) != 0)
+		ai = NULL;
+	for (i = 0; !byname && ai != NULL && i < npassed; i++) {
+		memset(&ss, 0, sizeof(ss));
+		len = sizeof(ss);
+		if (getsockname(passed[i], (struct sockaddr *)&ss, &len) ==
+		    -1 || len != ai->ai_addrlen ||
+		    memcmp(&ss, ai->ai_addr, len) != 0)
+			continue;
+		fd = passed[i];
+		drop_passed(i);
+		break;
 	}
+	if (ai != NULL && ai != &want)
+		freeaddrinfo(ai);
 	if (fd == -1)
 		return -1;
 	if ((flags = fcntl(fd, F_GETFL)) != -1)
@@ -343,14 +418,112 @@ take_passed(const struct route *r, int byname)
 	return fd;
 }
 
+/*
+ * A unix socket listening at path ("@name": abstract), made with mode and
+ * owned by uid and gid (-1: as it is). A socket file nobody answers on is
+ * stale and replaced; a live one, or anything else at path, is an error.
+ * made tells which file is ours. -1 with why set.
+ */
+static int
+unix_listen(const struct addr *a, unsigned mode, uid_t uid, gid_t gid,
+    struct sockfile *made, char *why, size_t whylen)
+{
+	const char *path = a->host;
+	struct sockaddr_un sun;
+	struct stat st;
+	socklen_t len;
+	char eb[128];
+	mode_t mask;
+	int fd = -1, probe, err, file = path[0] != '@';
+
+	made->ino = 0;
+	config_unix_addr(a, &sun, &len);
+	if (file && lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(why, whylen, "%.110s: exists and is not a socket",
+			    path);
+			return -1;
+		}
+		if ((probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) ==
+		    -1) {
+			snprintf(why, whylen, "%.110s: %s", path,
+			    log_strerror(errno, eb, sizeof(eb)));
+			return -1;
+		}
+		if (connect(probe, (struct sockaddr *)&sun, len) == 0) {
+			(void)close(probe);
+			snprintf(why, whylen, "%.110s: in use by another process",
+			    path);
+			return -1;
+		}
+		(void)close(probe);
+		(void)unlink(path);
+	}
+	/* Made with its mode at once (threads make no files meanwhile). */
+	mask = umask(~mode & 0777);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0)) == -1 || bind(fd, (struct sockaddr *)&sun, len) == -1) {
+		err = errno;
+		(void)umask(mask);
+		goto fail;
+	}
+	(void)umask(mask);
+	if (file && (chmod(path, mode) == -1 || (uid != (uid_t)-1 &&
+	    chown(path, uid, gid) == -1) || lstat(path, &st) == -1)) {
+		err = errno;
+		(void)unlink(path);
+		goto fail;
+	}
+	if (listen(fd, SOMAXCONN) == -1) {
+		err = errno;
+		if (file)
+			(void)unlink(path);
+		goto fail;
+	}
+	if (file) {
+		made->dev = st.st_dev;
+		made->ino = st.st_ino;
+	}
+	return fd;
+fail:
+	snprintf(why, whylen, "%.110s: %s", path, log_strerror(err, eb,
+	    sizeof(eb)));
+	if (fd != -1)
+		(void)close(fd);
+	return -1;
+}
+
+/* Remove the socket file path if it is still the one made. */
+static void
+unix_unlink(const char *path, const struct sockfile *made)
+{
+	struct stat st;
+	char eb[128];
+
+	if (made->ino == 0 || lstat(path, &st) == -1 ||
+	    st.st_dev != made->dev || st.st_ino != made->ino)
+		return;		/* none, gone, or not ours any more */
+	if (unlink(path) == -1)
+		log_event(LOG_WARN, NULL, 0, "listen", "reason=\"cannot remove "
+		    "%s: %s\"", path, log_strerror(errno, eb, sizeof(eb)));
+}
+
 /* Bind and listen on a route's accept address; -1 with why set. */
 static int
-listen_on(const struct addr *a, char *why, size_t whylen)
+listen_on(const struct config *c, const struct route *r,
+    struct sockfile *made, char *why, size_t whylen)
 {
+	const struct addr *a = &r->accept;
 	struct addrinfo hints, *ai = NULL;
 	char eb[128];
 	int fd = -1, one = 1, v6only, rc;
 
+	made->ino = 0;
+	if (a->scheme == SCHEME_UNIX)
+		return unix_listen(a, r->unix_mode, r->unix_owner ?
+		    r->unix_uid : c->drop ? c->uid : (uid_t)-1,
+		    r->unix_owner ? r->unix_gid : c->drop ? c->gid :
+		    (gid_t)-1, made, why, whylen);
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
@@ -417,10 +590,13 @@ apply_listeners(const struct config *c)
 
 		next[i].route = r;
 		next[i].fd = -1;
+		next[i].file.ino = 0;
 		for (j = 0; j < nlisteners; j++)
 			if (listeners[j].fd != -1 &&
-			    same_addr(&listeners[j].route->accept, &r->accept))
+			    same_addr(&listeners[j].route->accept, &r->accept)) {
 				next[i].fd = listeners[j].fd;
+				next[i].file = listeners[j].file;
+			}
 		if (next[i].fd == -1)
 			next[i].fd = take_passed(r, 1);
 	}
@@ -432,8 +608,8 @@ apply_listeners(const struct config *c)
 			continue;
 		if ((next[i].fd = take_passed(r, 0)) != -1)
 			continue;
-		if ((next[i].fd = listen_on(&r->accept, why, sizeof(why))) ==
-		    -1) {
+		if ((next[i].fd = listen_on(c, r, &next[i].file, why,
+		    sizeof(why))) == -1) {
 			log_event(LOG_ERROR, r->name, 0, "listen", "addr=%s "
 			    "reason=%s", r->accept.text,
 			    log_quote(why, q, sizeof(q)));
@@ -451,18 +627,24 @@ apply_listeners(const struct config *c)
 	for (j = 0; j < nlisteners; j++) {
 		for (kept = 0, i = 0; i < c->nroutes; i++)
 			kept |= (next[i].fd == listeners[j].fd);
-		if (!kept && close(listeners[j].fd) == -1)
+		if (kept)
+			continue;
+		unix_unlink(listeners[j].route->accept.host,
+		    &listeners[j].file);
+		if (close(listeners[j].fd) == -1)
 			log_event(LOG_WARN, NULL, 0, "listen", "reason=close");
 	}
 	memcpy(listeners, next, c->nroutes * sizeof(next[0]));
 	nlisteners = c->nroutes;
 	return 0;
 undo:
-	while (i-- > 0) {
+	for (i = 0; i < c->nroutes; i++) {
 		for (kept = 0, j = 0; j < nlisteners; j++)
 			kept |= (next[i].fd == listeners[j].fd);
-		if (!kept)
-			(void)close(next[i].fd);
+		if (kept || next[i].fd == -1)
+			continue;
+		unix_unlink(next[i].route->accept.host, &next[i].file);
+		(void)close(next[i].fd);
 	}
 	return -1;
 }
@@ -472,8 +654,11 @@ close_listeners(void)
 {
 	size_t i;
 
-	for (i = 0; i < nlisteners; i++)
+	for (i = 0; i < nlisteners; i++) {
+		unix_unlink(listeners[i].route->accept.host,
+		    &listeners[i].file);
 		(void)close(listeners[i].fd);
+	}
 	nlisteners = 0;
 }
 
@@ -499,19 +684,24 @@ notify_status(const char *state)
 
 /* The stats socket, if [gateway] stats is set: served from now on. */
 static char	*stats_path;	/* the socket we made: removed at exit */
+static struct sockfile stats_file;
 static unsigned	 stats_mode;
 
 static int
 open_stats(const struct config *c)
 {
+	struct addr a;
 	char why[256], q[300];
 	int fd;
 
 	if (c->stats == NULL)
 		return 0;
-	if ((fd = stats_listen(c->stats, c->stats_mode, c->drop ? c->uid :
-	    (uid_t)-1, c->drop ? c->gid : (gid_t)-1, why, sizeof(why))) ==
-	    -1 || stats_serve(fd) == -1) {
+	memset(&a, 0, sizeof(a));
+	a.scheme = SCHEME_UNIX;
+	snprintf(a.host, sizeof(a.host), "%s", c->stats);
+	if ((fd = unix_listen(&a, c->stats_mode, c->drop ? c->uid :
+	    (uid_t)-1, c->drop ? c->gid : (gid_t)-1, &stats_file, why,
+	    sizeof(why))) == -1 || stats_serve(fd) == -1) {
 		log_event(LOG_ERROR, NULL, 0, "exit", "reason=%s",
 		    log_quote(fd == -1 ? why : "stats: no thread", q,
 		    sizeof(q)));
@@ -762,6 +952,7 @@ main(int argc, char *argv[])
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "stats", no_argument, NULL, 'S' },
+		{ "pin", required_argument, NULL, 'P' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "strict", no_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
@@ -773,7 +964,7 @@ main(int argc, char *argv[])
 	int ch, check = 0, level_cli = 0, stats = 0, verbose = 0, strict = 0;
 	int sfd, rc;
 	sigset_t set;
-	char eb[128];
+	char eb[300], pin[64];
 
 	while ((ch = getopt_long(argc, argv, "c:tl:Vhv", opts, NULL)) != -1) {
 		switch (ch) {
@@ -797,6 +988,14 @@ main(int argc, char *argv[])
 			return 0;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'P':
+			if (tls_pin_file(optarg, pin, sizeof(pin), eb,
+			    sizeof(eb)) == -1) {
+				fprintf(stderr, "tlsgate: --pin: %s\n", eb);
+				return 1;
+			}
+			printf("%s\n", pin);
 			return 0;
 		case 'S':
 			stats = 1;
@@ -861,7 +1060,7 @@ main(int argc, char *argv[])
 	if (apply_listeners(c) == -1 || open_stats(c) == -1 ||
 	    drop_privileges(c) == -1) {
 		if (stats_path != NULL)
-			stats_unlink(stats_path);
+			unix_unlink(stats_path, &stats_file);
 		config_free(c);
 		return 1;
 	}
@@ -884,7 +1083,7 @@ main(int argc, char *argv[])
 	stats_set_config(NULL);
 	config_free(c);
 	if (stats_path != NULL)
-		stats_unlink(stats_path);
+		unix_unlink(stats_path, &stats_file);
 	free(stats_path);
 	log_event(LOG_INFO, NULL, 0, "exit", "status=%d", rc == 0 ? 0 : 1);
 	return rc == 0 ? 0 : 1;

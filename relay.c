@@ -699,6 +699,9 @@ session_close(struct session *s)
 		    REFUSE_LIMITS : stats_classify(reason)], 1);
 	if (s->rejected && s->starved)
 		log_refusal(r, s->id, s->peer, reason);
+	else if (s->rejected && !s->open.logged_open)
+		log_event(LOG_WARN, r->name, s->id, "reject", "peer=%s "
+		    "reason=%s", s->peer, log_quote(reason, q, sizeof(q)));
 	else if (s->rejected)
 		log_event(LOG_WARN, r->name, s->id, "reject", "reason=%s",
 		    log_quote(reason, q, sizeof(q)));
@@ -846,9 +849,12 @@ opened(struct stage_conn *c, const char *why)
 	s->srv.ticket = s->srv.tls != NULL && tls_keeps_tickets(s->route->tls);
 	/*
 	 * From here on, idle_timeout bounds every wait of the relay: the
-	 * client's socket has it from its listener (relay_listener()).
+	 * client's socket has it from its listener (relay_listener()), but
+	 * for a unix socket's, which copies nothing from its listener.
 	 */
 	end_timeouts(&s->srv, (int64_t)s->route->idle_timeout * 1000);
+	if (s->route->accept.scheme == SCHEME_UNIX)
+		end_timeouts(&s->cli, (int64_t)s->route->idle_timeout * 1000);
 	atomic_store(&s->last_io, mono_ms());
 	s->dir[0] = (struct copy){ s, &s->cli, &s->srv, &s->up, s->small[0],
 	    s->buf[0], &s->big[0], &s->route->live->stats.bytes_up };
@@ -914,6 +920,20 @@ relay_refuse_waiting(int lfd, const struct route *r, int err)
 	return 0;
 }
 
+/* A unix socket's client, as logged: "unix:pid=N,uid=N". */
+static void
+unix_peer(int fd, char *buf, size_t len)
+{
+	struct ucred cred;
+	socklen_t n = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &n) == 0)
+		snprintf(buf, len, "unix:pid=%ld,uid=%lu", (long)cred.pid,
+		    (unsigned long)cred.uid);
+	else
+		snprintf(buf, len, "unix");
+}
+
 int
 relay_start(int fd, struct route *r, const struct sockaddr *peer,
     socklen_t peerlen)
@@ -923,7 +943,21 @@ relay_start(int fd, struct route *r, const struct sockaddr *peer,
 	const char *why = NULL;
 	unsigned n;
 
-	(void)peerlen;
+	/* Who may connect at all: allow_from, or proxy_from for proxies. */
+	if (r->accept_proxy ? r->proxy_from != NULL &&
+	    !config_cidr_match(r->proxy_from, r->nproxy_from, peer) :
+	    r->allow_from != NULL && !config_cidr_match(r->allow_from,
+	    r->nallow_from, peer)) {
+		log_sockaddr(peer, p, sizeof(p));
+		why = r->accept_proxy ? "not in proxy_from" :
+		    "not in allow_from";
+		atomic_fetch_add(&r->live->stats.refused[stats_classify(why)],
+		    1);
+		log_event(LOG_WARN, r->name, 0, "reject", "peer=%s "
+		    "reason=\"%s: %s\"", p, why, p);
+		close_reset(fd);
+		return -1;
+	}
 	/* Counted at once: sessions of this loop and of reloads add up. */
 	if ((n = atomic_fetch_add(&nlive, 1)) >= max_sessions)
 		why = "max_sessions reached (gateway)";
@@ -955,13 +989,26 @@ relay_start(int fd, struct route *r, const struct sockaddr *peer,
 	s->srv.fd = -1;
 	s->srv.name = "server";
 	s->t0 = mono_ms();
-	log_sockaddr(peer, s->peer, sizeof(s->peer));
+	if (peer->sa_family == AF_UNIX)
+		unix_peer(fd, s->peer, sizeof(s->peer));
+	else
+		log_sockaddr(peer, s->peer, sizeof(s->peer));
 	s->open.route = r;
 	s->open.id = s->id;
 	s->open.cli = fd;
 	s->open.rbuf = &s->rbuf;
 	s->open.done = opened;
-	log_event(LOG_INFO, r->name, s->id, "open", "peer=%s", s->peer);
+	s->open.peer = s->peer;
+	memset(&s->open.src, 0, sizeof(s->open.src));
+	memset(&s->open.dst, 0, sizeof(s->open.dst));
+	if (peerlen <= sizeof(s->open.src) && (peer->sa_family == AF_INET ||
+	    peer->sa_family == AF_INET6))
+		memcpy(&s->open.src, peer, peerlen);
+	/* With accept_proxy, the stage says who the client is. */
+	s->open.logged_open = !r->accept_proxy;
+	if (s->open.logged_open)
+		log_event(LOG_INFO, r->name, s->id, "open", "peer=%s",
+		    s->peer);
 	atomic_fetch_add(&r->live->stats.sessions, 1);
 	untidy = 1;
 	stage_open(&s->open);
@@ -988,6 +1035,8 @@ relay_listener(int fd, const struct route *r)
 {
 	int one = 1;
 
+	if (r->accept.scheme == SCHEME_UNIX)
+		return 0;	/* none is copied: see opened() */
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1 ||
 	    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) == -1)
 		return -1;

@@ -30,6 +30,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -71,6 +72,8 @@
 /* Where an opening stands. */
 enum {
 	S_START,	/* not yet looked at */
+	S_PROXY_IN,	/* reading the PROXY header (accept_proxy) */
+	S_ACCEPTED,	/* the client's side is its own now */
 	S_TLS_CLI,	/* the client's TLS handshake (unwrap) */
 	S_CONNECT,	/* about to resolve and connect */
 	S_RESOLVED,	/* back from the resolver thread */
@@ -78,6 +81,7 @@ enum {
 	S_CONNECTING,	/* a connect() in progress */
 	S_CONNECTED_MAYBE,	/* one that may be over: SO_ERROR says */
 	S_CONNECTED,
+	S_PROXY_OUT,	/* sending the PROXY header (send_proxy) */
 	S_TLS_SRV	/* the server's TLS handshake (wrap) */
 };
 
@@ -99,6 +103,10 @@ struct stage_state {
 	int			 gai_rc, gai_errno;	/* the resolver's */
 	int64_t			 t_step;	/* µs: when the step began */
 	struct tls_open		 op;		/* the TLS end's handshake */
+	struct addrinfo		 uai;		/* a unix: connect's address */
+	struct sockaddr_un	 usun;
+	unsigned char		*pp;		/* a PROXY header, PP_MAX */
+	size_t			 pp_len, pp_off;	/* to send, and sent */
 };
 
 #define NOT_IN_HEAP	SIZE_MAX
@@ -227,11 +235,19 @@ tune_socket(int fd)
 }
 
 /* Wait for fd to be ready for rw (TLS_OPEN_READ or TLS_OPEN_WRITE). */
+static int watch_events(struct stage_state *, int, uint32_t);
+
 static int
 watch(struct stage_state *st, int fd, int rw)
 {
+	return watch_events(st, fd, rw == TLS_OPEN_WRITE ? EPOLLOUT : EPOLLIN);
+}
+
+/* Wait for events want on fd (EPOLLET: for new data, not data held). */
+static int
+watch_events(struct stage_state *st, int fd, uint32_t want)
+{
 	struct epoll_event ev;
-	uint32_t want = (rw == TLS_OPEN_WRITE) ? EPOLLOUT : EPOLLIN;
 	int op = EPOLL_CTL_ADD;
 
 	if (st->wfd == fd && st->wev == want)
@@ -277,6 +293,8 @@ finish(struct stage_state *st, const char *why)
 	if (st->res != NULL)
 		freeaddrinfo(st->res);
 	st->res = st->ai = NULL;
+	free(st->pp);
+	st->pp = NULL;
 	/* A socket's status flags are O_NONBLOCK or nothing: clear it. */
 	if (why == NULL && c->srv != -1 && fcntl(c->srv, F_SETFL, 0) == -1)
 		why = "fcntl: cannot make the socket blocking";
@@ -319,6 +337,9 @@ expire(struct stage_state *st)
 	struct stage_conn *c = st->c;
 
 	switch (st->state) {
+	case S_PROXY_IN:
+		fail(st, "PROXY header: none within handshake_timeout");
+		break;
 	case S_TLS_CLI:
 		c->cli_alerted = 1;	/* closed without a reset */
 		handshake_ended(st, 0);
@@ -376,8 +397,20 @@ resolve(struct stage_state *st)
 	struct addrinfo hints;
 	char eb[128];
 	pthread_t tid;
+	socklen_t len;
 	int rc;
 
+	st->res = NULL;
+	if (a->scheme == SCHEME_UNIX) {
+		config_unix_addr(a, &st->usun, &len);
+		memset(&st->uai, 0, sizeof(st->uai));
+		st->uai.ai_family = AF_UNIX;
+		st->uai.ai_socktype = SOCK_STREAM;
+		st->uai.ai_addr = (struct sockaddr *)&st->usun;
+		st->uai.ai_addrlen = len;
+		st->gai_rc = 0;
+		return 1;
+	}
 	if (!config_is_ip(a->host)) {
 		unwatch(st);
 		heap_remove(st->t, st);
@@ -481,19 +514,182 @@ tls_step(struct stage_state *st, int fd, gnutls_session_t s, int *alerted)
 	return 1;
 }
 
+/* Whether the peer of TCP socket fd has ended its stream (sent FIN). */
+static int
+peer_ended(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+	    (ti.tcpi_state == TCP_CLOSE_WAIT || ti.tcpi_state == TCP_CLOSE);
+}
+
+/*
+ * The PROXY header the client (a proxy) sends first: looked at where it
+ * stands (MSG_PEEK), so that nothing after it is taken, and taken once
+ * whole. 1 when done, 0 when it waits for more, -1 when it failed
+ * (finished).
+ */
+static int
+proxy_in(struct stage_state *st)
+{
+	struct stage_conn *c = st->c;
+	const struct route *r = c->route;
+	char why[200], eb[128], who[INET6_ADDRSTRLEN + 8];
+	union pp_addr src, dst;
+	ssize_t n;
+	long len;
+
+	if (st->pp == NULL && (st->pp = malloc(PP_MAX)) == NULL) {
+		finish(st, "out of memory");
+		return -1;
+	}
+	n = recv(c->cli, st->pp, PP_MAX, MSG_PEEK | MSG_DONTWAIT);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		n = -2;
+	if (n == -1 || n == 0) {
+		fail(st, "PROXY header: %s", n == 0 ? "connection closed "
+		    "before it" : log_strerror(errno, eb, sizeof(eb)));
+		return -1;
+	}
+	len = n < 0 ? 0 : pp_parse(st->pp, (size_t)n, &src, &dst, why,
+	    sizeof(why));
+	if (len == -1) {
+		fail(st, "PROXY header: %s", why);
+		return -1;
+	}
+	if (len == 0 && n > 0 && peer_ended(c->cli)) {
+		fail(st, "PROXY header: cut short (%ld bytes, then the end "
+		    "of the stream)", (long)n);
+		return -1;
+	}
+	if (len == 0) {		/* a new edge when more comes, or the end */
+		if (watch_events(st, c->cli, EPOLLIN | EPOLLRDHUP |
+		    EPOLLET) == -1) {
+			fail(st, "epoll: %s", log_strerror(errno, eb,
+			    sizeof(eb)));
+			return -1;
+		}
+		return 0;
+	}
+	if (recv(c->cli, st->pp, (size_t)len, MSG_DONTWAIT) != len) {
+		fail(st, "PROXY header: cannot read it");
+		return -1;
+	}
+	free(st->pp);
+	st->pp = NULL;
+	c->src = src;
+	c->dst = dst;
+	log_sockaddr(&src.sa, who, sizeof(who));
+	c->logged_open = 1;
+	log_event(LOG_INFO, r->name, c->id, "open", "peer=%s via=%s", who,
+	    c->peer);
+	if (r->allow_from != NULL && !config_cidr_match(r->allow_from,
+	    r->nallow_from, &src.sa)) {
+		fail(st, "not in allow_from: %s", who);
+		return -1;
+	}
+	return 1;
+}
+
+/*
+ * The PROXY header for the next hop, sent before anything else: the
+ * client's address and the one it reached (the header's, with
+ * accept_proxy), and on an unwrap route in v2 the client's TLS. 1 when
+ * sent, 0 when it waits for the socket, -1 when it failed (finished).
+ */
+static int
+proxy_out(struct stage_state *st)
+{
+	struct stage_conn *c = st->c;
+	const struct route *r = c->route;
+	struct pp_tls tls, *pt = NULL;
+	char tb[TLS_PP_BUF], eb[128];
+	socklen_t len = sizeof(c->dst);
+	long n;
+	ssize_t w;
+	int more;
+
+	if (st->pp == NULL) {
+		if ((st->pp = malloc(PP_MAX)) == NULL) {
+			finish(st, "out of memory");
+			return -1;
+		}
+		if (c->dst.sa.sa_family == AF_UNSPEC && (c->src.sa.sa_family ==
+		    AF_INET || c->src.sa.sa_family == AF_INET6) &&
+		    getsockname(c->cli, &c->dst.sa, &len) == -1)
+			c->dst.sa.sa_family = AF_UNSPEC;
+		if (c->cli_tls != NULL && r->send_proxy == SEND_PROXY_V2) {
+			tls_proxy_info(c->cli_tls, r->verify != VERIFY_NONE, &tls, tb);
+			pt = &tls;
+		}
+		if ((n = pp_build(r->send_proxy == SEND_PROXY_V1 ? 1 : 2,
+		    &c->src, &c->dst, pt, st->pp, PP_MAX)) == -1) {
+			fail(st, "PROXY header: too long to send");
+			return -1;
+		}
+		st->pp_len = (size_t)n;
+		st->pp_off = 0;
+	}
+	/* with the ClientHello that follows on a wrap route, in one segment */
+	more = r->connect.scheme == SCHEME_TLS ? MSG_MORE : 0;
+	while (st->pp_off < st->pp_len) {
+		w = send(c->srv, st->pp + st->pp_off, st->pp_len - st->pp_off,
+		    MSG_DONTWAIT | MSG_NOSIGNAL | more);
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w == -1 && errno == EAGAIN) {
+			if (watch(st, c->srv, TLS_OPEN_WRITE) == -1) {
+				fail(st, "epoll: %s", log_strerror(errno, eb,
+				    sizeof(eb)));
+				return -1;
+			}
+			return 0;
+		}
+		if (w == -1) {
+			fail(st, "PROXY header: send to %s: %s",
+			    r->connect.text, log_strerror(errno, eb,
+			    sizeof(eb)));
+			return -1;
+		}
+		st->pp_off += (size_t)w;
+	}
+	free(st->pp);
+	st->pp = NULL;
+	return 1;
+}
+
 /* Take st's opening as far as its sockets allow. */
 static void
 advance(struct stage_state *st)
 {
 	struct stage_conn *c = st->c;
 	const struct route *r = c->route;
-	char eb[128], where[INET6_ADDRSTRLEN + 8];
+	char eb[128], where[128];
 	socklen_t len;
 	int rc;
 
 	for (;;) {
 		switch (st->state) {
 		case S_START:
+			if (!r->accept_proxy) {
+				st->state = S_ACCEPTED;
+				break;
+			}
+			if (set_deadline(st, mono_ms() +
+			    (int64_t)r->handshake_timeout * 1000) == -1) {
+				finish(st, "out of memory");
+				return;
+			}
+			st->state = S_PROXY_IN;
+			/* FALLTHROUGH */
+		case S_PROXY_IN:
+			if ((rc = proxy_in(st)) <= 0)
+				return;
+			st->state = S_ACCEPTED;
+			break;
+		case S_ACCEPTED:
 			/* c->cli has its options from its listener (relay.c). */
 			if (r->accept.scheme != SCHEME_TLS) {
 				st->state = S_CONNECT;
@@ -535,7 +731,7 @@ advance(struct stage_state *st)
 				finish(st, "out of memory");
 				return;
 			}
-			st->ai = st->res;
+			st->ai = st->res != NULL ? st->res : &st->uai;
 			st->err = ETIMEDOUT;
 			st->state = S_NEXT;
 			break;
@@ -550,6 +746,10 @@ advance(struct stage_state *st)
 				if (st->err == ETIMEDOUT)
 					fail(st, "connect timeout (%s)",
 					    r->connect.text);
+				else if (r->connect.scheme == SCHEME_UNIX)
+					fail(st, "connect %s: %s",
+					    r->connect.text, log_strerror(
+					    st->err, eb, sizeof(eb)));
 				else
 					fail(st, "connect %s:%s: %s",
 					    r->connect.host, r->connect.port,
@@ -590,9 +790,16 @@ advance(struct stage_state *st)
 			stats_observe(&counters(st)->connect,
 			    mono_us() - st->t_step);
 			log_sockaddr(st->cur->ai_addr, where, sizeof(where));
-			tune_socket(c->srv);
+			if (st->cur->ai_family != AF_UNIX)
+				tune_socket(c->srv);
 			log_event(LOG_INFO, r->name, c->id, "connect",
 			    "addr=%s", where);
+			st->state = S_PROXY_OUT;
+			/* FALLTHROUGH */
+		case S_PROXY_OUT:
+			if (r->send_proxy != SEND_PROXY_NONE &&
+			    (rc = proxy_out(st)) <= 0)
+				return;
 			if (r->connect.scheme != SCHEME_TLS) {
 				finish(st, NULL);
 				return;

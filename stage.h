@@ -5,6 +5,8 @@
 
 #include <gnutls/gnutls.h>
 
+#include "pp.h"
+
 struct route;
 struct tls_rbuf;
 struct stage_state;
@@ -20,6 +22,11 @@ struct stage_conn {
 	int			 cli;		/* the accepted socket */
 	struct tls_rbuf		*rbuf;		/* for the one TLS end */
 	void			(*done)(struct stage_conn *, const char *why);
+	const char		*peer;		/* the accepted one, as logged */
+	union pp_addr		 src;		/* the client (AF_UNSPEC: unix) */
+	int			 logged_open;	/* event=open is out */
+	union pp_addr		 dst;		/* with accept_proxy, the
+						   header's (src too) */
 	/*
 	 * Set by the stage, valid in done() whether the opening succeeded
 	 * (why is NULL) or not: what it opened, for the caller to use and

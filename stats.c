@@ -18,6 +18,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -38,14 +39,10 @@ static const unsigned bounds_ms[STATS_BUCKETS] = {
 
 static const char *const refusal_names[REFUSE_COUNT] = {
 	"verification", "allow_peers", "psk", "not_tls", "limits", "timeout",
-	"connect", "handshake", "other",
+	"connect", "handshake", "allow_from", "proxy", "other",
 };
 
 static pthread_mutex_t		 lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {				/* the socket file stats_listen made */
-	dev_t	 dev;
-	ino_t	 ino;
-} made;
 static const struct config	*current;	/* under lock */
 static time_t			 started = 0;
 static time_t			 loaded_at;	/* under lock */
@@ -73,6 +70,10 @@ stats_classify(const char *reason)
 		enum stats_refusal	 class;
 	} classes[] = {
 		{ "peer not in allow_peers", REFUSE_ALLOW_PEERS },
+		{ "not in allow_from", REFUSE_ALLOW_FROM },
+		{ "not in proxy_from", REFUSE_PROXY },
+		{ "PROXY header", REFUSE_PROXY },
+		{ "key not pinned", REFUSE_VERIFICATION },
 		{ "psk identity", REFUSE_PSK },
 		{ "not TLS", REFUSE_NOT_TLS },
 		{ "certificate", REFUSE_VERIFICATION },
@@ -310,75 +311,6 @@ render(FILE *out)
 
 /* --- the socket -------------------------------------------------------- */
 
-int
-stats_listen(const char *path, unsigned mode, uid_t uid, gid_t gid,
-    char *why, size_t whylen)
-{
-	struct sockaddr_un sun;
-	struct stat st;
-	char eb[128];
-	mode_t mask;
-	int fd = -1, probe, err;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		snprintf(why, whylen, "%s: path too long", path);
-		return -1;
-	}
-	memcpy(sun.sun_path, path, strlen(path) + 1);
-	/*
-	 * A socket file nobody answers on is stale: replace it. Anything
-	 * else at path is left alone: an error.
-	 */
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			snprintf(why, whylen, "%s: exists and is not a socket",
-			    path);
-			return -1;
-		}
-		if ((probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) ==
-		    -1) {
-			snprintf(why, whylen, "%s: %s", path,
-			    log_strerror(errno, eb, sizeof(eb)));
-			return -1;
-		}
-		if (connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
-			(void)close(probe);
-			snprintf(why, whylen, "%s: in use by another process",
-			    path);
-			return -1;
-		}
-		(void)close(probe);
-		(void)unlink(path);
-	}
-	/* Made with its mode at once (threads make no files meanwhile). */
-	mask = umask(~mode & 0777);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
-	    bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		err = errno;
-		(void)umask(mask);
-		goto fail;
-	}
-	(void)umask(mask);
-	if (chmod(path, mode) == -1 ||
-	    (uid != (uid_t)-1 && chown(path, uid, gid) == -1) ||
-	    listen(fd, 16) == -1 || lstat(path, &st) == -1) {
-		err = errno;
-		(void)unlink(path);
-		goto fail;
-	}
-	made.dev = st.st_dev;
-	made.ino = st.st_ino;
-	return fd;
-fail:
-	snprintf(why, whylen, "%s: %s", path, log_strerror(err, eb,
-	    sizeof(eb)));
-	if (fd != -1)
-		(void)close(fd);
-	return -1;
-}
-
 /* What the client asked for. */
 enum { RAW, GET, HEAD, OTHER };
 
@@ -485,20 +417,6 @@ serve_main(void *arg)
 	return NULL;
 }
 
-void
-stats_unlink(const char *path)
-{
-	struct stat st;
-	char eb[128];
-
-	if (lstat(path, &st) == -1 || st.st_dev != made.dev ||
-	    st.st_ino != made.ino)
-		return;		/* gone, or not ours any more */
-	if (unlink(path) == -1)
-		log_event(LOG_WARN, NULL, 0, "stats", "reason=\"cannot remove "
-		    "%s: %s\"", path, log_strerror(errno, eb, sizeof(eb)));
-}
-
 int
 stats_serve(int fd)
 {
@@ -506,6 +424,8 @@ stats_serve(int fd)
 	pthread_t tid;
 	int rc;
 
+	if (fcntl(fd, F_SETFL, 0) == -1)	/* its thread waits in accept */
+		return -1;
 	if ((rc = pthread_attr_init(&a)) != 0 ||
 	    (rc = pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED)) !=
 	    0 || (rc = pthread_create(&tid, &a, serve_main,

@@ -12,7 +12,7 @@ struct config;
 enum stats_refusal {
 	REFUSE_VERIFICATION, REFUSE_ALLOW_PEERS, REFUSE_PSK, REFUSE_NOT_TLS,
 	REFUSE_LIMITS, REFUSE_TIMEOUT, REFUSE_CONNECT, REFUSE_HANDSHAKE,
-	REFUSE_OTHER, REFUSE_COUNT
+	REFUSE_ALLOW_FROM, REFUSE_PROXY, REFUSE_OTHER, REFUSE_COUNT
 };
 
 /* A latency histogram: buckets up to STATS_BUCKETS bounds, then +Inf. */
@@ -51,25 +51,12 @@ void stats_loaded(int ok);
 void stats_set_config(const struct config *c);
 
 /*
- * The stats socket: a unix socket at path, with mode, owned by uid and
- * gid (-1: left as they are). A stale socket file is replaced; a live
- * one (another process answers on it), or anything else at path, is an
- * error. Returns the
- * listening descriptor, or -1 with why set.
- */
-int stats_listen(const char *path, unsigned mode, uid_t uid, gid_t gid,
-    char *why, size_t whylen);
-
-/*
  * Serve fd on a thread of its own: every connection gets one snapshot
  * in the Prometheus text format (version 0.0.4) and is closed; one that
  * sends an HTTP GET or HEAD (curl, Prometheus) gets it as an HTTP/1.0
  * answer, another HTTP method a 405.
  */
 int stats_serve(int fd);
-
-/* Remove the socket file stats_listen() made, if it is still that one. */
-void stats_unlink(const char *path);
 
 /* tlsgate --stats: read the snapshot at path and print it as a table. */
 int stats_print(const char *path);

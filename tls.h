@@ -10,7 +10,8 @@
 
 struct tls_ctx;
 
-enum tls_verify { TLS_VERIFY_NONE, TLS_VERIFY_OPTIONAL, TLS_VERIFY_REQUIRE };
+enum tls_verify { TLS_VERIFY_NONE, TLS_VERIFY_OPTIONAL, TLS_VERIFY_REQUIRE,
+	TLS_VERIFY_PIN };
 
 /*
  * A route's TLS side as configured: what tls_ctx_new() loads. The strings
@@ -28,6 +29,9 @@ struct tls_conf {
 	const char	*priority;	/* NULL: the default */
 	const char	*psk_file, *psk_identity;
 	int		 resumption;
+	const char	*crl;		/* NULL when not set */
+	int		 crl_refuse;	/* refuse peers while it is expired */
+	char *const	*pins;		/* pin_sha256 (base64), or NULL */
 };
 
 /*
@@ -140,6 +144,17 @@ void tls_wait(gnutls_session_t s);
  */
 ssize_t tls_recv_buffered(gnutls_session_t s, void *buf, size_t len);
 
+/*
+ * What a PROXY v2 header tells of the client's TLS on s (an unwrap route
+ * with send_proxy): version, cipher suite, SNI, the client's CN; verifies
+ * says the route verified the certificate it let in (verify is not none).
+ * The strings are kept in buf, which must outlive pt.
+ */
+struct pp_tls;
+#define TLS_PP_BUF	700
+void tls_proxy_info(gnutls_session_t s, int verifies, struct pp_tls *pt,
+    char buf[TLS_PP_BUF]);
+
 /* When the route's own certificate expires; (time_t)-1 if it has none. */
 time_t tls_cert_expiry(const struct tls_ctx *c);
 
@@ -149,12 +164,23 @@ time_t tls_cert_expiry(const struct tls_ctx *c);
  * (older protocols, CBC ciphers, RSA key exchange, SHA-1 signatures, as
  * GnuTLS enables them), a key or PSK file open to group or others, a
  * certificate that has expired or expires within 30 days, or whose
- * extended key usage does not allow the route's side.
+ * extended key usage does not allow the route's side, a CRL past its next
+ * update.
  */
 void tls_warnings(const struct tls_ctx *c, tls_err_fn *warn, void *arg);
 
 /* What --check prints of a route's TLS identity, as log-style fields. */
 int tls_identity(const struct tls_ctx *c, char *buf, size_t len);
+
+/*
+ * The pin_sha256 of the first certificate of a PEM file (the base64
+ * SHA-256 of its SubjectPublicKeyInfo) into buf; -1 with why set.
+ */
+int tls_pin_file(const char *path, char *buf, size_t len, char *why,
+    size_t whylen);
+
+/* When the route's CRL soonest needs its next update; -1 if none. */
+time_t tls_crl_next_update(const struct tls_ctx *c);
 
 /* The route's default priority string. */
 const char *tls_default_priority(void);

@@ -361,7 +361,7 @@ if [ "$res" -gt 3 ] || [ "$res2" -gt 3 ] || [ "$plainfail" -gt 1 ]; then
 fi
 
 # Each refusal under its class, exactly once; every other class of every
-# route 0 (9 routes x 9 classes, all present).
+# route 0 (9 routes x 11 classes, all present).
 awk '$1 ~ /^tlsgate_refusals_total\{/ { n++; if ($2 != 0) print $1, $2 }
     END { print "series", n + 0 }' after.prom >refusals.got
 cat >refusals.want <<EOF
@@ -372,7 +372,7 @@ tlsgate_refusals_total{route="plain",reason="not_tls"} 1
 tlsgate_refusals_total{route="limited",reason="limits"} 1
 tlsgate_refusals_total{route="slow",reason="timeout"} 1
 tlsgate_refusals_total{route="nowhere",reason="connect"} 1
-series 81
+series 99
 EOF
 cmp -s refusals.want refusals.got ||
     fail "refusals by class:

@@ -1,4 +1,4 @@
-/* libFuzzer target: the SCHEME://HOST:PORT address parser. */
+/* libFuzzer target: the SCHEME://HOST:PORT and unix:PATH address parser. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,9 +19,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(s, data, size);
 	s[size] = '\0';
 	if (config_parse_addr(s, &a) == NULL) {
-		/* Accepted: the parts are terminated and the port is valid. */
-		if (memchr(a.host, '\0', sizeof(a.host)) == NULL ||
-		    atoi(a.port) < 1 || atoi(a.port) > 65535)
+		/*
+		 * Accepted: the parts are terminated; the port is valid, or
+		 * empty for a unix socket whose path fits a sockaddr_un.
+		 */
+		if (memchr(a.host, '\0', sizeof(a.host)) == NULL)
+			__builtin_trap();
+		if (a.scheme == SCHEME_UNIX ? a.port[0] != '\0' ||
+		    (a.host[0] != '/' && a.host[0] != '@') ||
+		    strlen(a.host) > 107 : atoi(a.port) < 1 ||
+		    atoi(a.port) > 65535)
 			__builtin_trap();
 	}
 	free(s);

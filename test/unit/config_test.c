@@ -18,6 +18,8 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 
+#include <arpa/inet.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -28,6 +30,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "pp.h"
 
 #define MAX_WANT	16
 
@@ -155,11 +158,11 @@ static const struct error_case error_cases[] = {
 	  0 },
 	{ "bad scheme udp://",
 	  "[r]\naccept = udp://127.0.0.1:5001\nconnect = tcp://127.0.0.1:5003\n",
-	  { "$F:2: [r] accept: bad scheme: use tcp:// or tls://: "
+	  { "$F:2: [r] accept: bad scheme: use tcp://, tls:// or unix:/PATH: "
 	    "\"udp://127.0.0.1:5001\"" }, 0 },
 	{ "no scheme",
 	  "[r]\naccept = 127.0.0.1:5001\nconnect = tcp://127.0.0.1:5003\n",
-	  { "$F:2: [r] accept: expected tcp://HOST:PORT or tls://HOST:PORT: "
+	  { "$F:2: [r] accept: expected tcp://HOST:PORT, tls://HOST:PORT or unix:/PATH: "
 	    "\"127.0.0.1:5001\"" }, 0 },
 	{ "tls->tls",
 	  "[r]\naccept = tls://127.0.0.1:5002\nconnect = tls://127.0.0.1:5004\n",
@@ -226,12 +229,12 @@ static const struct error_case error_cases[] = {
 	{ "line too long",
 	  "[r]\n" WRAP "$L4095\nverify = bogus\n",
 	  { "$F:5: line too long (at most 4094 bytes)",
-	    "$F:6: [r] verify: must be require, optional or none, "
+	    "$F:6: [r] verify: must be require, optional, pin or none, "
 	    "not \"bogus\"" }, 0 },
 	{ "line far too long",
 	  "[r]\n" WRAP "$L9000\nverify = bogus\n",
 	  { "$F:5: line too long (at most 4094 bytes)",
-	    "$F:6: [r] verify: must be require, optional or none, "
+	    "$F:6: [r] verify: must be require, optional, pin or none, "
 	    "not \"bogus\"" }, 0 },
 	{ "empty file",
 	  "",
@@ -330,7 +333,7 @@ static const struct error_case error_cases[] = {
 	/* Enumerations. */
 	{ "bad verify",
 	  "[r]\n" WRAP "verify = maybe\n",
-	  { "$F:5: [r] verify: must be require, optional or none, "
+	  { "$F:5: [r] verify: must be require, optional, pin or none, "
 	    "not \"maybe\"" }, 0 },
 	{ "verify require without ca on accept",
 	  "[r]\n" UNWRAP "verify = require\n",
@@ -395,7 +398,7 @@ static const struct error_case error_cases[] = {
 	  "[c]\n" UNWRAP "verify = maybe\n",
 	  { "$F:4: [a] foo: unknown key",
 	    "$F:7: [b] connect: bad port (1-65535): \"tcp://127.0.0.1:0\"",
-	    "$F:13: [c] verify: must be require, optional or none, "
+	    "$F:13: [c] verify: must be require, optional, pin or none, "
 	    "not \"maybe\"" }, 0 },
 	{ "[gateway] errors in file order",
 	  "[gateway]\nshutdown_grace = x\nmax_sessions = 0\n[r]\n" TCP_TCP,
@@ -417,7 +420,7 @@ static const struct error_case error_cases[] = {
 	{ "a bad verify does not hide a missing ca",
 	  "[r]\naccept = tcp://127.0.0.1:5001\nconnect = tls://127.0.0.1:5002\n"
 	  "verify = maybe\nca = $P/nope.pem\n",
-	  { "$F:4: [r] verify: must be require, optional or none, "
+	  { "$F:4: [r] verify: must be require, optional, pin or none, "
 	    "not \"maybe\"",
 	    "$F:5: [r] ca: cannot read $P/nope.pem: No such file or "
 	    "directory" }, 0 },
@@ -466,7 +469,7 @@ static const struct error_case error_cases[] = {
 	    "$F:7: [a] accept: bad port (1-65535): \"tcp://127.0.0.1:0\"",
 	    "$F:8: [a] bogus: unknown key",
 	    "$F:10: syntax error: expected 'key = value' or '[section]'",
-	    "$F:14: [b] verify: must be require, optional or none, "
+	    "$F:14: [b] verify: must be require, optional, pin or none, "
 	    "not \"maybe\"",
 	    "$F:15: [b] ca: cannot read $P/nope.pem: No such file or "
 	    "directory",
@@ -478,7 +481,81 @@ static const struct error_case error_cases[] = {
 	    "$F:22: [d] cert: missing: a tls:// accept needs cert and key "
 	    "(or psk_file)" }, 0 },
 
+	/* Revocation, pins, PROXY protocol, allow_from, unix sockets. */
+	{ "crl without chain verification",
+	  "[r]\n" UNWRAP "crl = $P/ca.pem\n",
+	  { "$F:6: [r] crl: needs chain verification (ca, and verify require "
+	    "or optional)",
+	    "$F:6: [r] crl: no PEM CRL in $P/ca.pem" }, 0 },
+	{ "crl_expired: bad value, and without crl",
+	  "[r]\n" WRAP "crl_expired = sometimes\n",
+	  { "$F:5: [r] crl_expired: must be warn or refuse, not \"sometimes\"",
+	    "$F:5: [r] crl_expired: needs crl" }, 0 },
+	{ "crl that holds no CRL",
+	  "[r]\n" WRAP "crl = $P/ca.pem\n",
+	  { "$F:5: [r] crl: no PEM CRL in $P/ca.pem" }, 0 },
+	{ "verify = pin without pins, and with ca",
+	  "[r]\n" WRAP "verify = pin\n",
+	  { "$F:4: [r] ca: not used with verify = pin (the key is pinned, the "
+	    "chain not checked)",
+	    "$F:5: [r] verify: pin needs pin_sha256" }, 0 },
+	{ "pin_sha256 not base64 of 32 bytes",
+	  "[r]\n" WRAP "pin_sha256 = abc, "
+	  "JspJyH9Cl8HaqzUYJX85asvnJXxo1p/aXz8fZg2krFw=\n",
+	  { "$F:5: [r] pin_sha256: not the base64 of a SHA-256 digest: "
+	    "\"abc\"" }, 0 },
+	{ "pin_sha256 with verify = none",
+	  "[r]\n" WRAP "verify = none\n"
+	  "pin_sha256 = JspJyH9Cl8HaqzUYJX85asvnJXxo1p/aXz8fZg2krFw=\n",
+	  { "$F:6: [r] pin_sha256: needs verification (verify = require, "
+	    "optional or pin)" }, 0 },
+	{ "PROXY keys: bad values",
+	  "[r]\n" TCP_TCP "send_proxy = v3\naccept_proxy = maybe\n"
+	  "proxy_from = 10.0.0.0/8\n",
+	  { "$F:4: [r] send_proxy: must be v1, v2 or no, not \"v3\"",
+	    "$F:5: [r] accept_proxy: must be yes or no, not \"maybe\"",
+	    "$F:6: [r] proxy_from: needs accept_proxy = yes" }, 0 },
+	{ "allow_from: bad blocks",
+	  "[r]\n" TCP_TCP "allow_from = 10.0.0.0/33\n"
+	  "[s]\naccept = tcp://127.0.0.1:5004\nconnect = tcp://127.0.0.1:5003\n"
+	  "allow_from = 10.0.0.0/8, example.com\n",
+	  { "$F:4: [r] allow_from: bad prefix length in \"10.0.0.0/33\" "
+	    "(0-32)",
+	    "$F:8: [s] allow_from: not an IP address or block: "
+	    "\"example.com\"" }, 0 },
+	{ "unix: addresses",
+	  "[r]\naccept = unix:run/x.sock\nconnect = tcp://127.0.0.1:5003\n"
+	  "[s]\naccept = unix:@\nconnect = tcp://127.0.0.1:5003\n",
+	  { "$F:2: [r] accept: expected unix:/PATH or unix:@NAME: "
+	    "\"unix:run/x.sock\"",
+	    "$F:5: [s] accept: empty unix socket name: \"unix:@\"" }, 0 },
+	{ "unix keys where they do not apply",
+	  "[r]\n" TCP_TCP "unix_mode = 0660\n"
+	  "[s]\naccept = unix:/tmp/s.sock\nconnect = tcp://127.0.0.1:5003\n"
+	  "unix_mode = 0999\nallow_from = 127.0.0.1\naccept_proxy = yes\n"
+	  "[t]\naccept = unix:@t\nconnect = tcp://127.0.0.1:5003\n"
+	  "unix_owner = root\n",
+	  { "$F:4: [r] unix_mode: applies only to a unix: accept",
+	    "$F:8: [s] unix_mode: an octal mode from 0 to 0777, not \"0999\"",
+	    "$F:9: [s] allow_from: not on a unix: accept (use unix_mode and "
+	    "unix_owner)",
+	    "$F:10: [s] accept_proxy: not on a unix: accept",
+	    "$F:14: [t] unix_owner: an abstract socket (unix:@NAME) has no "
+	    "file mode or owner" }, 0 },
+	{ "two routes on one unix path",
+	  "[r]\naccept = unix:/tmp/s.sock\nconnect = tcp://127.0.0.1:5003\n"
+	  "[s]\naccept = unix:/tmp/s.sock\nconnect = tcp://127.0.0.1:5003\n",
+	  { "$F:5: [s] accept: unix:/tmp/s.sock is already the accept address "
+	    "of [r]" }, 0 },
+
 	/* Files that must load. */
+	{ "the new keys, loaded",
+	  "[r]\naccept = unix:/tmp/r.sock\nconnect = tls://127.0.0.1:5002\n"
+	  "ca = $P/ca.pem\nsend_proxy = v2\nunix_mode = 0660\n"
+	  "pin_sha256 = JspJyH9Cl8HaqzUYJX85asvnJXxo1p/aXz8fZg2krFw=\n"
+	  "[s]\n" UNWRAP "accept_proxy = yes\nproxy_from = 127.0.0.1\n"
+	  "allow_from = 192.0.2.0/24, 2001:db8::/32\nsend_proxy = v1\n",
+	  { NULL }, 0 },
 	{ "CRLF line ends",
 	  "[r]\r\naccept = tcp://127.0.0.1:5001\r\n"
 	  "connect = tcp://127.0.0.1:5003\r\n",
@@ -1048,6 +1125,149 @@ test_helpers(void)
 	finish(&ck, NULL);
 }
 
+/* A sockaddr for addr (IPv4 or IPv6), port 1. */
+static union pp_addr
+sa_of(const char *addr)
+{
+	union pp_addr a;
+
+	memset(&a, 0, sizeof(a));
+	if (inet_pton(AF_INET, addr, &a.in.sin_addr) == 1) {
+		a.in.sin_family = AF_INET;
+		a.in.sin_port = htons(1);
+	} else if (inet_pton(AF_INET6, addr, &a.in6.sin6_addr) == 1) {
+		a.in6.sin6_family = AF_INET6;
+		a.in6.sin6_port = htons(1);
+	}
+	return a;
+}
+
+static void
+test_cidr(void)
+{
+	struct check ck = { "config_cidr_match", "" };
+	struct cidr list[3];
+	union pp_addr a;
+
+	memset(list, 0, sizeof(list));
+	list[0].family = AF_INET;
+	inet_pton(AF_INET, "10.1.0.0", list[0].addr);
+	list[0].bits = 15;			/* 10.0.0.0 - 10.1.255.255 */
+	list[1].family = AF_INET6;
+	inet_pton(AF_INET6, "2001:db8::", list[1].addr);
+	list[1].bits = 32;
+	list[2].family = AF_INET;
+	inet_pton(AF_INET, "192.0.2.7", list[2].addr);
+	list[2].bits = 32;
+	a = sa_of("10.0.200.1");
+	check_int(&ck, "10.0.200.1 in 10.0.0.0/15",
+	    config_cidr_match(list, 3, &a.sa), 1);
+	a = sa_of("10.2.0.1");
+	check_int(&ck, "10.2.0.1 in 10.0.0.0/15",
+	    config_cidr_match(list, 3, &a.sa), 0);
+	a = sa_of("::ffff:10.1.2.3");
+	check_int(&ck, "::ffff:10.1.2.3 as IPv4",
+	    config_cidr_match(list, 3, &a.sa), 1);
+	a = sa_of("2001:db8:ffff::1");
+	check_int(&ck, "2001:db8:ffff::1 in 2001:db8::/32",
+	    config_cidr_match(list, 3, &a.sa), 1);
+	a = sa_of("2001:db9::1");
+	check_int(&ck, "2001:db9::1", config_cidr_match(list, 3, &a.sa), 0);
+	a = sa_of("192.0.2.7");
+	check_int(&ck, "192.0.2.7/32", config_cidr_match(list, 3, &a.sa), 1);
+	a = sa_of("192.0.2.8");
+	check_int(&ck, "192.0.2.8", config_cidr_match(list, 3, &a.sa), 0);
+	a.sa.sa_family = AF_UNIX;
+	check_int(&ck, "a unix socket", config_cidr_match(list, 3, &a.sa), 0);
+	finish(&ck, NULL);
+}
+
+/* pp_parse of text (len bytes): its result, and why. */
+static long
+parse(const char *text, size_t len, union pp_addr *src, union pp_addr *dst,
+    char *why)
+{
+	why[0] = '\0';
+	return pp_parse((const unsigned char *)text, len, src, dst, why, 200);
+}
+
+static void
+test_pp(void)
+{
+	static const char v2[] = "\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c"
+	    "\xc0\x00\x02\x07\x0a\x00\x00\x01\x15\xb3\x01\xbb";
+	struct check ck = { "pp_parse, pp_build", "" };
+	union pp_addr src, dst, s2, d2;
+	struct pp_tls tls;
+	unsigned char buf[PP_MAX];
+	char why[200], text[64];
+	const char *v1 = "PROXY TCP4 192.0.2.7 10.0.0.1 5555 443\r\nhello";
+	long n;
+
+	n = parse(v1, strlen(v1), &src, &dst, why);
+	check_int(&ck, "v1 length", (int)n, 40);
+	inet_ntop(AF_INET, &src.in.sin_addr, text, sizeof(text));
+	check_str(&ck, "v1 source", text, "192.0.2.7");
+	check_int(&ck, "v1 source port", ntohs(src.in.sin_port), 5555);
+	check_int(&ck, "v1 cut short", (int)parse(v1, 20, &src, &dst, why), 0);
+	n = parse(v2, sizeof(v2) - 1, &src, &dst, why);
+	check_int(&ck, "v2 length", (int)n, 28);
+	inet_ntop(AF_INET, &dst.in.sin_addr, text, sizeof(text));
+	check_str(&ck, "v2 destination", text, "10.0.0.1");
+	check_int(&ck, "v2 destination port", ntohs(dst.in.sin_port), 443);
+	check_int(&ck, "v2 cut short", (int)parse(v2, 20, &src, &dst, why),
+	    0);
+	check_int(&ck, "TLS first", (int)parse("\x16\x03\x01", 3, &src, &dst,
+	    why), -1);
+	check_str(&ck, "TLS first: why", why, "missing (the connection "
+	    "starts with a TLS handshake)");
+	parse("PROXY UNKNOWN\r\n", 15, &src, &dst, why);
+	check_str(&ck, "v1 UNKNOWN", why, "v1 UNKNOWN: no client address");
+	parse("PROXY TCP4 1.2.3.4 5.6.7.8 1 99999\r\n", 36, &src, &dst, why);
+	check_str(&ck, "v1 bad port", why, "v1: bad port");
+	memset(buf, 'x', sizeof(buf));
+	memcpy(buf, "PROXY TCP4 ", 11);
+	check_int(&ck, "v1 too long", (int)pp_parse(buf, 200, &src, &dst,
+	    why, sizeof(why)), -1);
+	check_str(&ck, "v1 too long: why", why, "v1 header longer than 107 "
+	    "bytes");
+	memcpy(buf, v2, 16);
+	buf[12] = 0x20;
+	parse((const char *)buf, 16, &src, &dst, why);
+	check_str(&ck, "v2 LOCAL", why, "v2 LOCAL command: no client address");
+	buf[12] = 0x21;
+	buf[13] = 0x31;
+	parse((const char *)buf, 16, &src, &dst, why);
+	check_str(&ck, "v2 unix", why, "v2: unsupported address family and "
+	    "protocol 0x31 (TCP over IPv4 or IPv6 expected)");
+	buf[13] = 0x11;
+	buf[14] = 0x08;
+	parse((const char *)buf, 16, &src, &dst, why);
+	check_str(&ck, "v2 too long", why, "v2 header of 2076 bytes, more "
+	    "than 2048");
+	/* build, then parse back */
+	src = sa_of("::ffff:192.0.2.9");
+	dst = sa_of("127.0.0.1");
+	n = pp_build(1, &src, &dst, NULL, buf, sizeof(buf));
+	check_int(&ck, "v1 built", n > 0 && memcmp(buf, "PROXY TCP4 "
+	    "192.0.2.9 127.0.0.1 1 1\r\n", (size_t)n) == 0, 1);
+	memset(&tls, 0, sizeof(tls));
+	tls.version = "TLSv1.3";
+	tls.cipher = "TLS_AES_128_GCM_SHA256";
+	tls.sni = "example.org";
+	tls.cn = "client";
+	tls.cert = tls.verified = 1;
+	src = sa_of("2001:db8::9");
+	n = pp_build(2, &src, &dst, &tls, buf, sizeof(buf));
+	check_int(&ck, "v2 built and read back", (int)parse((const char *)buf,
+	    (size_t)n, &s2, &d2, why), (int)n);
+	check_int(&ck, "v2 mixed families as TCP6", buf[13], 0x21);
+	check_int(&ck, "v2 TLVs: authority first", buf[52], 0x02);
+	check_int(&ck, "v2 TLVs: SSL next", buf[52 + 3 + 11], 0x20);
+	check_int(&ck, "v2 SSL client flags", buf[52 + 3 + 11 + 3], 0x03);
+	finish(&ck, NULL);
+}
+
 /* The PKI and the fixtures the cases name under $P. */
 static int
 setup(void)
@@ -1191,6 +1411,8 @@ main(int argc, char **argv)
 	test_gateway();
 	test_psk();
 	test_helpers();
+	test_cidr();
+	test_pp();
 	test_log_cut();
 out:
 	if (dir[0] != '\0' &&
