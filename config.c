@@ -38,7 +38,7 @@ static const char *const key_names[K_COUNT] = {
 	"allow_peers", "priority", "psk_file", "psk_identity", "resumption",
 	"connect_timeout", "handshake_timeout", "idle_timeout", "max_sessions",
 	"crl", "crl_expired", "pin_sha256", "send_proxy", "accept_proxy",
-	"allow_from", "proxy_from", "unix_mode", "unix_owner",
+	"allow_from", "proxy_from", "unix_mode", "unix_owner", "reuse_port",
 };
 
 /* Which keys apply to which side of a route. */
@@ -920,8 +920,8 @@ check_tls(struct parse *p, struct section *sec, struct route *r)
 
 /*
  * The keys of the transport: the PROXY protocol (send_proxy,
- * accept_proxy, proxy_from), allow_from, and a unix: accept's socket
- * (unix_mode, unix_owner). Every problem is reported; -1 if there was one.
+ * accept_proxy, proxy_from), allow_from, reuse_port, and a unix:
+ * accept's socket (unix_mode, unix_owner). Every problem is reported; -1 if there was one.
  */
 static int
 check_transport(struct parse *p, struct section *sec, struct route *r)
@@ -952,6 +952,16 @@ check_transport(struct parse *p, struct section *sec, struct route *r)
 	}
 	if (r->accept_proxy && r->accept.scheme == SCHEME_UNIX) {
 		sec_error(p, sec, K_ACCEPT_PROXY, "not on a unix: accept");
+		bad = -1;
+	}
+	if ((v = sec->value[K_REUSE_PORT]) != NULL &&
+	    parse_yesno(v, &r->reuse_port) == -1) {
+		sec_error(p, sec, K_REUSE_PORT, "must be yes or no, not \"%s\"",
+		    v);
+		bad = -1;
+	}
+	if (r->reuse_port && r->accept.scheme == SCHEME_UNIX) {
+		sec_error(p, sec, K_REUSE_PORT, "not on a unix: accept");
 		bad = -1;
 	}
 	if ((v = sec->value[K_ALLOW_FROM]) != NULL) {

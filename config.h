@@ -53,7 +53,7 @@ enum key {
 	K_CONNECT_TIMEOUT, K_HANDSHAKE_TIMEOUT, K_IDLE_TIMEOUT,
 	K_MAX_SESSIONS, K_CRL, K_CRL_EXPIRED, K_PIN_SHA256, K_SEND_PROXY,
 	K_ACCEPT_PROXY, K_ALLOW_FROM, K_PROXY_FROM, K_UNIX_MODE, K_UNIX_OWNER,
-	K_COUNT
+	K_REUSE_PORT, K_COUNT
 };
 
 /*
@@ -81,6 +81,7 @@ struct route {
 	char	       **pins;			/* pin_sha256, or NULL */
 	enum send_proxy	 send_proxy;
 	int		 accept_proxy;
+	int		 reuse_port;		/* SO_REUSEPORT on the accept socket */
 	struct cidr	*allow_from, *proxy_from;	/* NULL: anyone */
 	size_t		 nallow_from, nproxy_from;
 	unsigned	 unix_mode;		/* a unix: accept's socket */

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <pwd.h>
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
@@ -38,6 +39,7 @@
 #define VERSION		"0.1.0"
 #define MAX_LISTENERS	1024
 #define ACCEPT_BURST	64	/* accepts per listener per wakeup */
+#define DRAIN_MAX	4096	/* accepts per listener at shutdown */
 #define CERTS_EVERY	86400	/* s between event=cert lines */
 
 /* A socket file this process made: removed when done with, if still it. */
@@ -192,13 +194,24 @@ hostport(const struct addr *a)
 static void
 explain_accept(const struct route *r)
 {
+	const struct passwd *pw;
+
+	if (r->reuse_port)
+		printf(" (a port it may share with other processes)");
 	if (r->accept_proxy)
 		printf(", after a PROXY header from %s", r->proxy_from ?
 		    "a proxy in proxy_from" : "any proxy");
 	if (r->allow_from != NULL)
-		printf(", from addresses in allow_from only");
-	if (r->accept.scheme == SCHEME_UNIX)
+		printf(", for client addresses in allow_from only");
+	if (r->accept.scheme == SCHEME_UNIX && r->accept.host[0] == '@')
+		printf(" (an abstract socket: any local process may connect)");
+	else if (r->accept.scheme == SCHEME_UNIX && !r->unix_owner)
 		printf(" (socket mode %04o)", r->unix_mode);
+	else if (r->accept.scheme == SCHEME_UNIX) {
+		pw = getpwuid(r->unix_uid);
+		printf(" (socket mode %04o, owner %s)", r->unix_mode,
+		    pw != NULL ? pw->pw_name : "?");
+	}
 }
 
 /* What the connect side sends first, for -t -v. */
@@ -215,7 +228,9 @@ static void
 explain(const struct route *r)
 {
 	const char *in = hostport(&r->accept), *out = hostport(&r->connect);
-	const char *crl = r->crl != NULL ? ", not revoked by its crl" : "";
+	const char *crl = r->crl == NULL ? "" : r->crl_refuse ? ", not revoked "
+	    "by its crl (all refused once it is past its next update)" :
+	    ", not revoked by its crl";
 	const char *pins = r->pins != NULL ? ", with a pinned key" : "";
 	char names[512] = "";
 	size_t i, n = 0;
@@ -538,6 +553,9 @@ listen_on(const struct config *c, const struct route *r,
 		goto fail;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
 		goto fail;
+	if (r->reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one,
+	    sizeof(one)) == -1)
+		goto fail;
 	/*
 	 * [::] means every address, IPv4 too; [::ffff:a.b.c.d] the IPv4
 	 * address a.b.c.d; any other IPv6 address only itself.
@@ -567,6 +585,26 @@ same_addr(const struct addr *a, const struct addr *b)
 	return strcmp(a->host, b->host) == 0 && strcmp(a->port, b->port) == 0;
 }
 
+/* n gets the socket already listening on r's address, if there is one. */
+static void
+keep_listener(struct listener *n, const struct route *r)
+{
+	size_t j;
+
+	n->fd = -1;
+	n->file.ino = 0;
+	for (j = 0; j < nlisteners; j++) {
+		if (listeners[j].fd == -1 ||
+		    !same_addr(&listeners[j].route->accept, &r->accept))
+			continue;
+		n->fd = listeners[j].fd;
+		n->file = listeners[j].file;
+		if (listeners[j].route->reuse_port != r->reuse_port)
+			log_event(LOG_WARN, r->name, 0, "reload", "reason=\""
+			    "reuse_port takes effect at the next start\"");
+	}
+}
+
 /*
  * Make the listeners match c: keep the sockets of addresses that stay
  * (no connection is refused during a reload), bind the new ones, close
@@ -589,14 +627,7 @@ apply_listeners(const struct config *c)
 		struct route *r = c->routes[i];
 
 		next[i].route = r;
-		next[i].fd = -1;
-		next[i].file.ino = 0;
-		for (j = 0; j < nlisteners; j++)
-			if (listeners[j].fd != -1 &&
-			    same_addr(&listeners[j].route->accept, &r->accept)) {
-				next[i].fd = listeners[j].fd;
-				next[i].file = listeners[j].file;
-			}
+		keep_listener(&next[i], r);
 		if (next[i].fd == -1)
 			next[i].fd = take_passed(r, 1);
 	}
@@ -754,6 +785,7 @@ drop_privileges(const struct config *c)
  * Accept what is pending on l. Out of descriptors, refuse the waiting
  * connection with the reserve descriptor; if even that fails (or memory
  * is short), leave it queued and pause accepting for a moment.
+ * -1 to pause, 1 after a whole burst (more may wait), 0 when none is left.
  */
 static int
 accept_some(struct listener *l)
@@ -786,7 +818,25 @@ accept_some(struct listener *l)
 			return 0;	/* EAGAIN and the rest */
 		}
 	}
-	return 0;
+	return 1;
+}
+
+/*
+ * At shutdown, take what the listeners have queued, so that it is served
+ * within the grace rather than reset when they close (with reuse_port,
+ * new connections go to the other processes once they have closed; see
+ * tcp_migrate_req in the README). At most DRAIN_MAX per listener.
+ */
+static void
+drain_listeners(void)
+{
+	size_t i;
+	int k;
+
+	for (i = 0; i < nlisteners; i++)
+		for (k = 0; k < DRAIN_MAX / ACCEPT_BURST &&
+		    accept_some(&listeners[i]) == 1; k++)
+			;
 }
 
 /* Load path again; on success the new routes serve new sessions. */
@@ -860,6 +910,7 @@ shut_down(const struct config *c, int sfd, int sig)
 	long left = (long)c->shutdown_grace * 1000;
 	unsigned n;
 
+	drain_listeners();
 	close_listeners();
 	notify_status("STOPPING=1");
 	log_event(LOG_INFO, NULL, 0, "shutdown", "signal=%s sessions=%u "

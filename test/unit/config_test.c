@@ -542,6 +542,12 @@ static const struct error_case error_cases[] = {
 	    "$F:10: [s] accept_proxy: not on a unix: accept",
 	    "$F:14: [t] unix_owner: an abstract socket (unix:@NAME) has no "
 	    "file mode or owner" }, 0 },
+	{ "reuse_port",
+	  "[r]\n" TCP_TCP "reuse_port = maybe\n"
+	  "[s]\naccept = unix:/tmp/s.sock\nconnect = tcp://127.0.0.1:5003\n"
+	  "reuse_port = yes\n",
+	  { "$F:4: [r] reuse_port: must be yes or no, not \"maybe\"",
+	    "$F:8: [s] reuse_port: not on a unix: accept" }, 0 },
 	{ "two routes on one unix path",
 	  "[r]\naccept = unix:/tmp/s.sock\nconnect = tcp://127.0.0.1:5003\n"
 	  "[s]\naccept = unix:/tmp/s.sock\nconnect = tcp://127.0.0.1:5003\n",
