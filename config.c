@@ -51,12 +51,12 @@ static const char *const key_names[K_COUNT] = {
 
 enum { G_LOG_LEVEL, G_MAX_SESSIONS, G_SHUTDOWN_GRACE, G_CONNECT_TIMEOUT,
 	G_HANDSHAKE_TIMEOUT, G_IDLE_TIMEOUT, G_USER, G_GROUP, G_REQUIRE_DROP,
-	G_STATS, G_STATS_MODE, G_COUNT };
+	G_STATS, G_STATS_MODE, G_TICKET_KEY_FILE, G_COUNT };
 
 static const char *const gateway_keys[G_COUNT] = {
 	"log_level", "max_sessions", "shutdown_grace", "connect_timeout",
 	"handshake_timeout", "idle_timeout", "user", "group", "require_drop",
-	"stats", "stats_mode",
+	"stats", "stats_mode", "ticket_key_file",
 };
 
 /* A number key's bounds. */
@@ -96,6 +96,7 @@ struct parse {
 	int		 gateway_line;
 	long		 cur;		/* a section's index, or SEC_* */
 	int		 load;		/* load the files keys name */
+	struct tls_tickets *tickets;	/* ticket_key_file's, while loading */
 };
 
 const char *
@@ -720,6 +721,7 @@ load_tls(struct route *r, struct tls_report *rep)
 	tc.crl = r->crl;
 	tc.crl_refuse = r->crl_refuse;
 	tc.pins = r->pins;
+	tc.tickets = rep->p->tickets;
 	return tls_ctx_new(&tc, &r->tls, tls_report, rep);
 }
 
@@ -1189,6 +1191,32 @@ build_stats(struct parse *p, struct config *c)
 	return bad;
 }
 
+/*
+ * [gateway] ticket_key_file: the session-ticket keys the routes' keys are
+ * made from, read now (and at each reload, with the rest).
+ */
+static int
+build_tickets(struct parse *p, struct config *c)
+{
+	const char *v = p->gval[G_TICKET_KEY_FILE];
+	char why[512];
+
+	if (v == NULL)
+		return 0;
+	if ((c->ticket_key_file = strdup(v)) == NULL)
+		return -1;
+	if (!p->load)
+		return 0;
+	if (tls_tickets_load(v, &p->tickets, &c->ticket_keys,
+	    &c->ticket_key_mode, why, sizeof(why)) == -1) {
+		add_error(p->errs, "%s:%d: [gateway] ticket_key_file: %s",
+		    p->path, p->gline[G_TICKET_KEY_FILE], why);
+		return -1;
+	}
+	c->ticket_key_line = p->gline[G_TICKET_KEY_FILE];
+	return 0;
+}
+
 /* [gateway]: global settings and the routes' defaults. */
 static int
 build_gateway(struct parse *p, struct config *c, struct defaults *d)
@@ -1224,7 +1252,8 @@ build_gateway(struct parse *p, struct config *c, struct defaults *d)
 		}
 	}
 	d->max_sessions = c->max_sessions;
-	return bad | build_stats(p, c) | build_identity(p, c);
+	return bad | build_stats(p, c) | build_identity(p, c) |
+	    build_tickets(p, c);
 }
 
 /* An accept address in canonical form: "127.0.0.1:5001", "[::1]:5001". */
@@ -1344,6 +1373,7 @@ parse_free(struct parse *p)
 	free(p->sections);
 	for (k = 0; k < G_COUNT; k++)
 		free(p->gval[k]);
+	tls_tickets_free(p->tickets);
 }
 
 static int
@@ -1436,6 +1466,7 @@ config_free(struct config *c)
 	free(c->routes);
 	free(c->path);
 	free(c->stats);
+	free(c->ticket_key_file);
 	free(c);
 }
 
@@ -1515,7 +1546,18 @@ config_warnings(const struct config *c, config_warn_fn *fn, void *arg)
 	const struct route *r;
 	size_t i;
 	int tls_accept, tls_connect, psk_only;
+	char *line;
 
+	if (c->ticket_key_file != NULL && (c->ticket_key_mode & 077) != 0 &&
+	    asprintf(&line, "%s:%d: [gateway] ticket_key_file: %s is open to "
+	    "group or others (mode %04o): whoever reads it "
+	    "can make tickets that resume as any client", c->path,
+	    c->ticket_key_line, c->ticket_key_file, c->ticket_key_mode) !=
+	    -1) {
+		fn(arg, line);
+		w.n++;
+		free(line);
+	}
 	for (i = 0; i < c->nroutes; i++) {
 		w.r = r = c->routes[i];
 		tls_accept = r->accept.scheme == SCHEME_TLS;

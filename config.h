@@ -108,6 +108,10 @@ struct config {
 	int		 require_drop;
 	char		*stats;			/* the stats socket's path */
 	unsigned	 stats_mode;
+	char		*ticket_key_file;	/* or NULL */
+	unsigned	 ticket_keys;		/* it holds: 1 or 2 */
+	unsigned	 ticket_key_mode;	/* its permission bits */
+	int		 ticket_key_line;
 	struct route   **routes;
 	size_t		 nroutes;
 };

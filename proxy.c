@@ -71,6 +71,7 @@ usage(FILE *fp)
 	    "[-h]\n"
 	    "       tlsgate --stats [SOCKET | -c FILE]\n"
 	    "       tlsgate --pin CERT.pem\n"
+	    "       tlsgate --gen-ticket-key FILE\n"
 	    "  -c, --config FILE    routes file (default: ./routes.ini)\n"
 	    "  -t, --check          load and validate FILE, its certificates, "
 	    "keys and\n"
@@ -85,6 +86,11 @@ usage(FILE *fp)
 	    "                       or [gateway] stats of FILE) as a table\n"
 	    "      --pin CERT.pem   print the pin_sha256 of the certificate's "
 	    "key, exit\n"
+	    "      --gen-ticket-key FILE  write a new session-ticket key to FILE "
+	    "(mode\n"
+	    "                       0600), keeping its current key as the "
+	    "previous one,\n"
+	    "                       for [gateway] ticket_key_file; exit\n"
 	    "  -l, --log-level L    error | warn | info | debug (overrides "
 	    "the file)\n"
 	    "  -V, --version        print the version and the GnuTLS "
@@ -224,8 +230,22 @@ explain_proxy(const struct route *r)
 }
 
 /* The route in words, for -t -v. */
+/* How an unwrap route's tickets are sealed, for -t -v. */
 static void
-explain(const struct route *r)
+explain_tickets(const struct config *c)
+{
+	if (c->ticket_key_file == NULL)
+		printf("; its session tickets resume on this process only");
+	else
+		printf("; its session tickets, sealed with a key made from %s "
+		    "(%s), resume on every process that reads the file",
+		    c->ticket_key_file, c->ticket_keys == 2 ?
+		    "its current key; tickets of its previous key resume too" :
+		    "its one key");
+}
+
+static void
+explain(const struct config *c, const struct route *r)
 {
 	const char *in = hostport(&r->accept), *out = hostport(&r->connect);
 	const char *crl = r->crl == NULL ? "" : r->crl_refuse ? ", not revoked "
@@ -258,8 +278,11 @@ explain(const struct route *r)
 			printf("%sclients with a key of %s",
 			    r->verify == VERIFY_NONE ? "" : ", or ",
 			    r->psk_file);
-		printf("; then connects in plaintext to %s%s\n", out,
+		printf("; then connects in plaintext to %s%s", out,
 		    explain_proxy(r));
+		if (r->resumption)
+			explain_tickets(c);
+		printf("\n");
 	} else if (r->connect.scheme == SCHEME_TLS) {
 		printf("accepts plaintext on %s", in);
 		explain_accept(r);
@@ -309,7 +332,7 @@ print_routes(const struct config *c, int verbose)
 		printf("%s %s %s -> %s%s%s\n", r->name, kind(r), r->accept.text,
 		    r->connect.text, id[0] ? " " : "", id);
 		if (verbose)
-			explain(r);
+			explain(c, r);
 	}
 }
 
@@ -1004,6 +1027,7 @@ main(int argc, char *argv[])
 		{ "help", no_argument, NULL, 'h' },
 		{ "stats", no_argument, NULL, 'S' },
 		{ "pin", required_argument, NULL, 'P' },
+		{ "gen-ticket-key", required_argument, NULL, 'K' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "strict", no_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
@@ -1013,6 +1037,7 @@ main(int argc, char *argv[])
 	const char *path = "routes.ini";
 	enum log_level level = LOG_INFO;
 	int ch, check = 0, level_cli = 0, stats = 0, verbose = 0, strict = 0;
+	int kept;
 	int sfd, rc;
 	sigset_t set;
 	char eb[300], pin[64];
@@ -1047,6 +1072,17 @@ main(int argc, char *argv[])
 				return 1;
 			}
 			printf("%s\n", pin);
+			return 0;
+		case 'K':
+			if (tls_tickets_generate(optarg, &kept, eb, sizeof(eb)) ==
+			    -1) {
+				fprintf(stderr, "tlsgate: --gen-ticket-key: %s\n",
+				    eb);
+				return 1;
+			}
+			printf("%s: a new current key%s\n", optarg, kept ?
+			    ", and the one it replaces as the previous key" :
+			    "");
 			return 0;
 		case 'S':
 			stats = 1;

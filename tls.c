@@ -113,10 +113,13 @@ struct tls_ctx {
 	gnutls_priority_t		 prio;
 	/*
 	 * Server side with resumption: the route's ticket key (below), and
-	 * the datum GnuTLS is given, pointing to it; empty without.
+	 * the datum GnuTLS is given, pointing to it; empty without. With a
+	 * previous key in ticket_key_file, the route's key from it too.
 	 */
 	unsigned char			 ticket_key[TICKET_KEY_SIZE];
 	gnutls_datum_t			 ticket;
+	unsigned char			 ticket_prev_key[TICKET_KEY_SIZE];
+	gnutls_datum_t			 ticket_prev;
 	struct psk			*psk;
 	size_t				 npsk;
 	/*
@@ -241,7 +244,17 @@ pull_timeout(gnutls_transport_ptr_t ptr, unsigned ms)
  * route; a reload that leaves a route's trust settings as they were keeps
  * its key (its clients go on resuming), and one that changes any of them
  * gives it a new key, which refuses every ticket issued before.
+ *
+ * With ticket_key_file, the master key is the file's current key, so
+ * every process that reads the file, on any host, makes the same route
+ * keys and resumes the others' tickets; the file's previous key, if any,
+ * makes each route a previous key too (ticket_pick).
  */
+struct tls_tickets {
+	unsigned char	 key[2][TICKET_KEY_SIZE];	/* current, previous */
+	unsigned	 n;
+};
+
 static unsigned char	 ticket_master[TICKET_KEY_SIZE];
 static pthread_once_t	 ticket_master_once = PTHREAD_ONCE_INIT;
 static int		 ticket_master_ret;
@@ -309,6 +322,7 @@ digest_file(gnutls_hash_hd_t h, const char *path)
 static int
 ticket_key_make(struct tls_ctx *c, const struct tls_conf *r)
 {
+	const unsigned char *master = ticket_master;
 	unsigned char digest[32], msg[64 + 256 + sizeof(digest)];
 	const char *label = "tlsgate route ticket key";
 	gnutls_hash_hd_t h;
@@ -316,10 +330,12 @@ ticket_key_make(struct tls_ctx *c, const struct tls_conf *r)
 	size_t i, n, len;
 	int ret;
 
-	if ((ret = pthread_once(&ticket_master_once, ticket_master_make)) !=
-	    0)
+	if (r->tickets != NULL)
+		master = r->tickets->key[0];
+	else if ((ret = pthread_once(&ticket_master_once,
+	    ticket_master_make)) != 0)
 		return GNUTLS_E_INTERNAL_ERROR;
-	if (ticket_master_ret < 0)
+	else if (ticket_master_ret < 0)
 		return ticket_master_ret;
 	if ((ret = gnutls_hash_init(&h, GNUTLS_DIG_SHA256)) < 0)
 		return ret;
@@ -352,12 +368,100 @@ ticket_key_make(struct tls_ctx *c, const struct tls_conf *r)
 	len += n;
 	memcpy(msg + len, digest, sizeof(digest));
 	len += sizeof(digest);
-	ret = gnutls_hmac_fast(GNUTLS_MAC_SHA512, ticket_master,
-	    sizeof(ticket_master), msg, len, c->ticket_key);
+	ret = gnutls_hmac_fast(GNUTLS_MAC_SHA512, master, TICKET_KEY_SIZE,
+	    msg, len, c->ticket_key);
+	if (ret == 0 && r->tickets != NULL && r->tickets->n == 2)
+		ret = gnutls_hmac_fast(GNUTLS_MAC_SHA512, r->tickets->key[1],
+		    TICKET_KEY_SIZE, msg, len, c->ticket_prev_key);
 	if (ret < 0)
 		return ret;
 	c->ticket.data = c->ticket_key;
 	c->ticket.size = sizeof(c->ticket_key);
+	if (r->tickets != NULL && r->tickets->n == 2) {
+		c->ticket_prev.data = c->ticket_prev_key;
+		c->ticket_prev.size = sizeof(c->ticket_prev_key);
+	}
+	return 0;
+}
+
+/*
+ * Which of a route's keys GnuTLS gets for a session, when the route has a
+ * previous key: GnuTLS takes one key per session, so it is chosen by the
+ * ticket the ClientHello offers (its first PSK identity). GnuTLS seals a
+ * ticket with a key it derives from the one it is given and the time:
+ * the SHA3-512 of the number of TICKET_WINDOW periods since the epoch
+ * (64 bits, big-endian) and the key, whose first 16 bytes (the key's
+ * name) begin the ticket; it opens tickets of this period and the one
+ * before. Should GnuTLS derive its keys otherwise one day, a ticket of
+ * the previous key would get a full handshake, nothing worse. The new
+ * ticket of a session is sealed with the key it resumed with: GnuTLS
+ * takes no second key in a session.
+ */
+#define TICKET_WINDOW	(21600 * 3)	/* GnuTLS: expire_time x 3, in s */
+#define TICKET_NAME	16
+
+struct offered {
+	unsigned char	 name[TICKET_NAME];
+	int		 found;
+};
+
+/* gnutls_ext_raw_parse(): the pre_shared_key extension's first identity. */
+static int
+first_identity(void *arg, unsigned id, const unsigned char *data,
+    unsigned len)
+{
+	struct offered *o = arg;
+
+	/* identities<7..2^16-1>, each an identity<1..2^16-1> and its age */
+	if (id == 41 && len >= 4 + TICKET_NAME &&
+	    (((unsigned)data[2] << 8) | data[3]) >= TICKET_NAME) {
+		memcpy(o->name, data + 4, TICKET_NAME);
+		o->found = 1;
+	}
+	return 0;
+}
+
+/* Is name the name GnuTLS gives key now, or in the period before? */
+static int
+ticket_named(const unsigned char *key, const unsigned char *name)
+{
+	unsigned char in[8 + TICKET_KEY_SIZE], out[64];
+	uint64_t t = (uint64_t)time(NULL) / TICKET_WINDOW;
+	int i, k, match = 0;
+
+	memcpy(in + 8, key, TICKET_KEY_SIZE);
+	for (k = 0; k < 2 && !match; k++, t--) {
+		for (i = 0; i < 8; i++)
+			in[i] = (unsigned char)(t >> (56 - 8 * i));
+		if (gnutls_hash_fast(GNUTLS_DIG_SHA3_512, in, sizeof(in),
+		    out) == 0)
+			match = memcmp(out, name, TICKET_NAME) == 0;
+	}
+	explicit_bzero(in, sizeof(in));
+	explicit_bzero(out, sizeof(out));
+	return match;
+}
+
+/* The ClientHello's hook: give the session the key of its ticket. */
+static int
+ticket_pick(gnutls_session_t s, unsigned type, unsigned when,
+    unsigned incoming, const gnutls_datum_t *msg)
+{
+	struct tls_open *op = gnutls_session_get_ptr(s);
+	struct offered o = { { 0 }, 0 };
+
+	(void)type;
+	(void)when;
+	(void)incoming;
+	if (op == NULL)
+		return 0;
+	if (gnutls_ext_raw_parse(&o, first_identity, msg,
+	    GNUTLS_EXT_RAW_FLAG_TLS_CLIENT_HELLO) < 0)
+		o.found = 0;
+	/* A second ClientHello (after HelloRetryRequest): already set. */
+	(void)gnutls_session_ticket_enable_server(s, o.found &&
+	    ticket_named(op->ctx->ticket_prev_key, o.name) ?
+	    &op->ctx->ticket_prev : &op->ctx->ticket);
 	return 0;
 }
 
@@ -1207,6 +1311,7 @@ tls_ctx_free(struct tls_ctx *c)
 	if (c->prio != NULL)
 		gnutls_priority_deinit(c->prio);
 	gnutls_memset(c->ticket_key, 0, sizeof(c->ticket_key));
+	gnutls_memset(c->ticket_prev_key, 0, sizeof(c->ticket_prev_key));
 	for (i = 0; i < c->npsk; i++) {
 		explicit_bzero(c->psk[i].key, sizeof(c->psk[i].key));
 		free(c->psk[i].identity);
@@ -1262,7 +1367,11 @@ tls_session_new(const struct tls_ctx *c, int fd, struct tls_rbuf *rb,
 		    r->verify == TLS_VERIFY_PIN ? GNUTLS_CERT_REQUIRE :
 		    r->verify == TLS_VERIFY_OPTIONAL ? GNUTLS_CERT_REQUEST :
 		    GNUTLS_CERT_IGNORE);
-		if (c->ticket.data != NULL &&
+		if (c->ticket_prev.data != NULL)
+			gnutls_handshake_set_hook_function(s,
+			    GNUTLS_HANDSHAKE_CLIENT_HELLO, GNUTLS_HOOK_PRE,
+			    ticket_pick);
+		else if (c->ticket.data != NULL &&
 		    (ret = gnutls_session_ticket_enable_server(s,
 		    &c->ticket)) < 0)
 			goto fail;
@@ -1421,6 +1530,198 @@ tls_pin_file(const char *path, char *buf, size_t len, char *why,
 	if (ret < 0 || n == 0) {
 		snprintf(why, whylen, "%s: %s", path, n == 0 && ret >= 0 ?
 		    "no PEM certificate" : gnutls_strerror(ret));
+		return -1;
+	}
+	return 0;
+}
+
+/* --- ticket_key_file ----------------------------------------------------- */
+
+#define TICKETS_FILE_MAX	4096	/* bytes: two keys and comments */
+
+/* The keys of the text in buf (NUL-terminated) into t; -1 with why set. */
+static int
+tickets_parse(char *buf, struct tls_tickets *t, char *why, size_t whylen)
+{
+	gnutls_datum_t b64, key = { NULL, 0 };
+	char *line, *next, *end;
+	int lineno = 0, ret;
+
+	t->n = 0;
+	for (line = buf; line != NULL; line = next) {
+		lineno++;
+		if ((next = strchr(line, '\n')) != NULL)
+			*next++ = '\0';
+		end = line + strlen(line);
+		while (end > line && (end[-1] == '\r' || end[-1] == ' ' ||
+		    end[-1] == '\t'))
+			*--end = '\0';
+		if (*line == '\0' || *line == '#')
+			continue;
+		if (t->n == 2) {
+			snprintf(why, whylen, "line %d: a third key (the file "
+			    "holds the current key and the previous one)",
+			    lineno);
+			return -1;
+		}
+		b64.data = (unsigned char *)line;
+		b64.size = (unsigned)(end - line);
+		ret = gnutls_base64_decode2(&b64, &key);
+		if (ret < 0 || key.size != TICKET_KEY_SIZE) {
+			if (key.data != NULL) {
+				gnutls_memset(key.data, 0, key.size);
+				gnutls_free(key.data);
+			}
+			snprintf(why, whylen, "line %d: not a ticket key (64 "
+			    "bytes in base64, as tlsgate --gen-ticket-key "
+			    "writes)", lineno);
+			return -1;
+		}
+		memcpy(t->key[t->n++], key.data, TICKET_KEY_SIZE);
+		gnutls_memset(key.data, 0, key.size);
+		gnutls_free(key.data);
+		key.data = NULL;
+	}
+	if (t->n == 0) {
+		snprintf(why, whylen, "no key in it");
+		return -1;
+	}
+	return 0;
+}
+
+int
+tls_tickets_load(const char *path, struct tls_tickets **out, unsigned *keys,
+    unsigned *mode, char *why, size_t whylen)
+{
+	struct tls_tickets *t;
+	char buf[TICKETS_FILE_MAX + 1], eb[128], what[200];
+	struct stat st;
+	size_t len = 0;
+	ssize_t n;
+	int fd, rc = -1;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    fstat(fd, &st) == -1) {
+		snprintf(why, whylen, "%s: %s", path, log_strerror(errno, eb,
+		    sizeof(eb)));
+		if (fd != -1)
+			(void)close(fd);
+		return -1;
+	}
+	while (len < sizeof(buf) && ((n = read(fd, buf + len,
+	    sizeof(buf) - len)) > 0 || (n == -1 && errno == EINTR)))
+		if (n > 0)
+			len += (size_t)n;
+	(void)close(fd);
+	if (!S_ISREG(st.st_mode) || len > TICKETS_FILE_MAX) {
+		snprintf(why, whylen, "%s: %s", path, !S_ISREG(st.st_mode) ?
+		    "not a file" : "longer than a ticket key file (4 KiB)");
+		goto out;
+	}
+	buf[len] = '\0';
+	if ((t = calloc(1, sizeof(*t))) == NULL) {
+		snprintf(why, whylen, "out of memory");
+		goto out;
+	}
+	if (tickets_parse(buf, t, what, sizeof(what)) == -1) {
+		snprintf(why, whylen, "%s: %s", path, what);
+		tls_tickets_free(t);
+		goto out;
+	}
+	*out = t;
+	*keys = t->n;
+	*mode = (unsigned)st.st_mode & 07777;
+	rc = 0;
+out:
+	explicit_bzero(buf, sizeof(buf));
+	return rc;
+}
+
+void
+tls_tickets_free(struct tls_tickets *t)
+{
+	if (t == NULL)
+		return;
+	explicit_bzero(t, sizeof(*t));
+	free(t);
+}
+
+/* Key k as a line of base64, to f. */
+static int
+ticket_line(FILE *f, const unsigned char *k)
+{
+	gnutls_datum_t raw = { (unsigned char *)(uintptr_t)k,
+	    TICKET_KEY_SIZE }, b64 = { NULL, 0 };
+	int ret;
+
+	if ((ret = gnutls_base64_encode2(&raw, &b64)) < 0)
+		return ret;
+	ret = fprintf(f, "%.*s\n", (int)b64.size, (char *)b64.data) < 0 ?
+	    GNUTLS_E_FILE_ERROR : 0;
+	gnutls_memset(b64.data, 0, b64.size);
+	gnutls_free(b64.data);
+	return ret;
+}
+
+int
+tls_tickets_generate(const char *path, int *kept, char *why, size_t whylen)
+{
+	struct tls_tickets *old = NULL, t;
+	char tmp[4096], eb[128];
+	unsigned keys, mode;
+	FILE *f = NULL;
+	int fd, ret;
+
+	*kept = 0;
+	if (access(path, F_OK) == 0) {
+		if (tls_tickets_load(path, &old, &keys, &mode, why, whylen) ==
+		    -1)
+			return -1;	/* not ours: left alone */
+		*kept = 1;
+	}
+	memset(&t, 0, sizeof(t));
+	if ((ret = gnutls_rnd(GNUTLS_RND_KEY, t.key[0], TICKET_KEY_SIZE)) <
+	    0) {
+		tls_tickets_free(old);
+		snprintf(why, whylen, "random: %s", gnutls_strerror(ret));
+		return -1;
+	}
+	if (old != NULL) {
+		memcpy(t.key[1], old->key[0], TICKET_KEY_SIZE);
+		tls_tickets_free(old);
+	}
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >=
+	    sizeof(tmp)) {
+		snprintf(why, whylen, "%s: path too long", path);
+		return -1;
+	}
+	/* mkstemp: mode 0600, whatever the umask */
+	if ((fd = mkstemp(tmp)) == -1 || (f = fdopen(fd, "w")) == NULL) {
+		snprintf(why, whylen, "%s: %s", tmp, log_strerror(errno, eb,
+		    sizeof(eb)));
+		if (fd != -1)
+			(void)close(fd);
+		explicit_bzero(&t, sizeof(t));
+		return -1;
+	}
+	ret = fprintf(f, "# tlsgate session-ticket keys (ticket_key_file): "
+	    "the current key,\n# then the previous one. Secret.\n") < 0 ?
+	    GNUTLS_E_FILE_ERROR : 0;
+	if (ret == 0)
+		ret = ticket_line(f, t.key[0]);
+	if (ret == 0 && *kept)
+		ret = ticket_line(f, t.key[1]);
+	explicit_bzero(&t, sizeof(t));
+	if (ret == 0 && (fflush(f) != 0 || fsync(fileno(f)) == -1))
+		ret = GNUTLS_E_FILE_ERROR;
+	if (fclose(f) != 0)
+		ret = GNUTLS_E_FILE_ERROR;
+	if (ret == 0 && rename(tmp, path) == -1)
+		ret = GNUTLS_E_FILE_ERROR;
+	if (ret < 0) {
+		snprintf(why, whylen, "%s: %s", path, ret == GNUTLS_E_FILE_ERROR
+		    ? log_strerror(errno, eb, sizeof(eb)) : gnutls_strerror(ret));
+		(void)unlink(tmp);
 		return -1;
 	}
 	return 0;

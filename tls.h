@@ -9,6 +9,7 @@
 #include <gnutls/gnutls.h>
 
 struct tls_ctx;
+struct tls_tickets;
 
 enum tls_verify { TLS_VERIFY_NONE, TLS_VERIFY_OPTIONAL, TLS_VERIFY_REQUIRE,
 	TLS_VERIFY_PIN };
@@ -32,6 +33,8 @@ struct tls_conf {
 	const char	*crl;		/* NULL when not set */
 	int		 crl_refuse;	/* refuse peers while it is expired */
 	char *const	*pins;		/* pin_sha256 (base64), or NULL */
+	/* ticket_key_file's keys, or NULL: the process's own key */
+	const struct tls_tickets *tickets;
 };
 
 /*
@@ -177,6 +180,26 @@ int tls_identity(const struct tls_ctx *c, char *buf, size_t len);
  * SHA-256 of its SubjectPublicKeyInfo) into buf; -1 with why set.
  */
 int tls_pin_file(const char *path, char *buf, size_t len, char *why,
+    size_t whylen);
+
+/*
+ * Session-ticket keys shared by processes and hosts (ticket_key_file): a
+ * text file of one or two keys, each 64 bytes in base64 on a line of its
+ * own, the current key first and the previous one after it; lines that
+ * start with # and empty lines are skipped. Load fills *out (-1 with why
+ * set); keys says how many, mode the file's permission bits.
+ */
+int tls_tickets_load(const char *path, struct tls_tickets **out,
+    unsigned *keys, unsigned *mode, char *why, size_t whylen);
+void tls_tickets_free(struct tls_tickets *t);	/* wiped */
+
+/*
+ * tlsgate --gen-ticket-key: write a new current key to path (mode 0600,
+ * by rename, so that a reader sees the old file or the new one), with
+ * the current key of the file it replaces, if any, as the previous one.
+ * kept says whether there was one. -1 with why set.
+ */
+int tls_tickets_generate(const char *path, int *kept, char *why,
     size_t whylen);
 
 /* When the route's CRL soonest needs its next update; -1 if none. */

@@ -164,31 +164,11 @@ ssl() {
 
 # save_session FILE ROUTE PORT LINE: a full handshake of the good client
 # to PORT that sends LINE and saves its session (the TLS 1.3 ticket) in
-# FILE. The ticket comes after the handshake, so s_client's stdin is a
-# fifo held open (read-write: opening it never blocks) until FILE exists.
+# FILE (ssl_save); LINE reaches the server
 save_session() {
-	rm -f "$1" save.fifo
-	mkfifo save.fifo || fail "mkfifo"
-	exec 8<>save.fifo
 	mark
-	# shellcheck disable=SC2016
-	bg save sh -c 'exec "$@" <save.fifo >"$0" 2>"$0.err"' "$1.out" \
-	    timeout 10 openssl s_client -connect "127.0.0.1:$3" \
-	    -servername localhost -CAfile "$CERTS/ca.pem" \
-	    -cert "$CERTS/client.pem" -key "$CERTS/client.key" \
-	    -verify_return_error -sess_out "$1"
-	_save=$BG_PID
-	echo "$4" >&8
+	ssl_save "$1" "$3" "$4"
 	served=$((served + 1))
-	poll_for 10 test -s "$1" || {
-		exec 8>&-
-		fail "no session saved in $1: $(cat "$1.out.err")"
-	}
-	exec 8>&-
-	wait_exit "$_save" 10 || fail "s_client ($1): $(cat "$1.out.err")"
-	grep -q '^New, TLSv1.3' "$1.out" ||
-	    fail "$1: not a new TLS 1.3 session: $(grep -E '^(New|Reused)' \
-	    "$1.out")"
 	wait_log sink.out "^$4\$"
 	wait_since "$2" 'event=close reason=eof' 1
 }

@@ -173,7 +173,7 @@ sentence() {
 	    fail "-t -v: the sentence of $1 is not /$2/: '$_s'"
 }
 ca_re=$(lit "$CERTS/ca.pem")
-sentence unwrap "accepts TLS on 127\\.0\\.0\\.1:$B .*chains to $ca_re.* names client.*; then connects in plaintext to 127\\.0\\.0\\.1:$C\$"
+sentence unwrap "accepts TLS on 127\\.0\\.0\\.1:$B .*chains to $ca_re.* names client.*; then connects in plaintext to 127\\.0\\.0\\.1:$C; its session tickets resume on this process only\$"
 sentence wrap "accepts plaintext on 127\\.0\\.0\\.1:$A; .*connects with TLS to 127\\.0\\.0\\.1:$B, .*chains to $ca_re .*valid for localhost.* names localhost.*certificate of $(lit "$CERTS/client.pem")"
 sentence forward "accepts plaintext on 127\\.0\\.0\\.1:$P1 .*plaintext to localhost:$C"
 grep -q '^  ' clean.out && fail "-t without -v explains: $(cat clean.out)"
@@ -360,7 +360,7 @@ same_file warn.out warn-strict.out "the routes of -t --strict"
 # -t -v of a route that any client reaches
 gw_run warn-v -t -v -c warn.ini
 expect_rc 0 "$rc" "-t -v on warn.ini"
-log_has warn-v.out "^  unwrap-noca: accepts TLS on 127\\.0\\.0\\.1:$P2 from any client; then connects in plaintext to 127\\.0\\.0\\.1:$C\$"
+log_has warn-v.out "^  unwrap-noca: accepts TLS on 127\\.0\\.0\\.1:$P2 from any client; then connects in plaintext to 127\\.0\\.0\\.1:$C; its session tickets resume on this process only\$"
 log_has warn-v.out "^  wrap-optional: .*valid for localhost \\(if it sends one\\)\$"
 log_has warn-v.out "^  any-v6: accepts plaintext on \\[::\\]:$D1 and connects in plaintext to 127\\.0\\.0\\.1:$C, without TLS\$"
 log_has warn-v.out "^  other-addr: .* to \\[2001:db8::1\\]:$C, without TLS\$"

@@ -503,12 +503,12 @@ gw_run chk -t -v -c main.ini
 expect_rc 0 "$rc" "tlsgate -t -v with unix routes"
 grep -qxF "  wrap: accepts plaintext on unix:$x/in.sock (socket mode 0600); then connects with TLS to 127.0.0.1:$T, checking that the server's certificate chains to $CERTS/ca.pem and is valid for localhost, presenting the certificate of $CERTS/client.pem" chk.out ||
     fail "-t -v on [wrap]: $(grep '^  wrap:' chk.out)"
-grep -qxF "  unwrap: accepts TLS on 127.0.0.1:$T from clients whose certificate chains to $CERTS/ca.pem; then connects in plaintext to unix:$x/srv.sock" chk.out ||
+grep -qxF "  unwrap: accepts TLS on 127.0.0.1:$T from clients whose certificate chains to $CERTS/ca.pem; then connects in plaintext to unix:$x/srv.sock; its session tickets resume on this process only" chk.out ||
     fail "-t -v on [unwrap]: $(grep '^  unwrap:' chk.out)"
 log_has chk.out "^wrap wrap unix:$x/in\.sock -> tls://127\.0\.0\.1:$T cert=\"CN=client\" "
 log_has chk.out "^down forward unix:$x/down\.sock -> unix:$x/missing\.sock\$"
 log_has chk.out "^  m660: accepts plaintext on unix:$x/m660\.sock \(socket mode 0660\) and connects in plaintext to 127\.0\.0\.1:$E, without TLS\$"
-log_has chk.out "^  aunwrap: .*; then connects in plaintext to unix:@$abs-srv\$"
+log_has chk.out "^  aunwrap: .*; then connects in plaintext to unix:@$abs-srv; its session tickets resume on this process only\$"
 log_has chk.out "^  down: accepts plaintext on unix:$x/down\.sock \(socket mode 0600\) and connects in plaintext to unix:$x/missing\.sock, without TLS\$"
 
 {

@@ -358,6 +358,34 @@ no_answer() {
 	done
 }
 
+# ssl_save FILE PORT LINE: a full TLS 1.3 handshake of openssl s_client as
+# the test client (CN=client, verifying localhost) to PORT that sends
+# LINE and saves its session in FILE. The ticket comes after the
+# handshake, so s_client's stdin is a fifo held open (read-write: opening
+# it never blocks) until FILE exists.
+ssl_save() {
+	rm -f "$1" save.fifo
+	mkfifo save.fifo || fail "mkfifo"
+	exec 8<>save.fifo
+	# shellcheck disable=SC2016
+	bg save sh -c 'exec "$@" <save.fifo >"$0" 2>"$0.err"' "$1.out" \
+	    timeout 10 openssl s_client -connect "127.0.0.1:$2" \
+	    -servername localhost -CAfile "$CERTS/ca.pem" \
+	    -cert "$CERTS/client.pem" -key "$CERTS/client.key" \
+	    -verify_return_error -sess_out "$1"
+	_save=$BG_PID
+	echo "$3" >&8
+	poll_for 10 test -s "$1" || {
+		exec 8>&-
+		fail "no session saved in $1: $(cat "$1.out.err")"
+	}
+	exec 8>&-
+	wait_exit "$_save" 10 || fail "s_client ($1): $(cat "$1.out.err")"
+	grep -q '^New, TLSv1.3' "$1.out" ||
+	    fail "$1: not a new TLS 1.3 session: $(grep -E '^(New|Reused)' \
+	    "$1.out")"
+}
+
 # --- a ClientHello --------------------------------------------------
 
 # client_hello FILE: the first record gnutls-cli sends (a ClientHello with

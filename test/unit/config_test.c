@@ -548,6 +548,10 @@ static const struct error_case error_cases[] = {
 	  "reuse_port = yes\n",
 	  { "$F:4: [r] reuse_port: must be yes or no, not \"maybe\"",
 	    "$F:8: [s] reuse_port: not on a unix: accept" }, 0 },
+	{ "ticket_key_file that cannot be read",
+	  "[gateway]\nticket_key_file = $P/nope.key\n[r]\n" TCP_TCP,
+	  { "$F:2: [gateway] ticket_key_file: $P/nope.key: No such file or "
+	    "directory" }, 0 },
 	{ "two routes on one unix path",
 	  "[r]\naccept = unix:/tmp/s.sock\nconnect = tcp://127.0.0.1:5003\n"
 	  "[s]\naccept = unix:/tmp/s.sock\nconnect = tcp://127.0.0.1:5003\n",
