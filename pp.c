@@ -83,9 +83,10 @@ v1_parse(char *line, long len, union pp_addr *src, union pp_addr *dst,
 	for (f[n] = strtok_r(line, " ", &save); f[n] != NULL && n < 5;
 	    f[n] = strtok_r(NULL, " ", &save))
 		n++;
-	if (n >= 2 && strcmp(f[1], "UNKNOWN") == 0) {
-		snprintf(why, whylen, "v1 UNKNOWN: no client address");
-		return -1;
+	if (n >= 2 && strcmp(f[1], "UNKNOWN") == 0) {	/* the rest is ignored */
+		memset(src, 0, sizeof(*src));
+		memset(dst, 0, sizeof(*dst));
+		return len;
 	}
 	if (n < 2 || (strcmp(f[1], "TCP4") != 0 && strcmp(f[1], "TCP6") != 0)) {
 		snprintf(why, whylen, "v1: unknown protocol (TCP4 or TCP6 "
@@ -150,15 +151,11 @@ pp_parse(const unsigned char *buf, size_t len, union pp_addr *src,
 		snprintf(why, whylen, "v2: unknown version %u", buf[12] >> 4);
 		return -1;
 	}
-	if (buf[12] == V2_LOCAL) {
-		snprintf(why, whylen, "v2 LOCAL command: no client address");
-		return -1;
-	}
-	if (buf[12] != V2_PROXY) {
+	if (buf[12] != V2_PROXY && buf[12] != V2_LOCAL) {
 		snprintf(why, whylen, "v2: unknown command %u", buf[12] & 0xf);
 		return -1;
 	}
-	if (buf[13] != V2_TCP4 && buf[13] != V2_TCP6) {
+	if (buf[12] == V2_PROXY && buf[13] != V2_TCP4 && buf[13] != V2_TCP6) {
 		snprintf(why, whylen, "v2: unsupported address family and "
 		    "protocol 0x%02x (TCP over IPv4 or IPv6 expected)", buf[13]);
 		return -1;
@@ -168,7 +165,8 @@ pp_parse(const unsigned char *buf, size_t len, union pp_addr *src,
 		    PP_MAX);
 		return -1;
 	}
-	if (n - V2_HEADER < (buf[13] == V2_TCP4 ? 12u : 36u)) {
+	if (buf[12] == V2_PROXY &&
+	    n - V2_HEADER < (buf[13] == V2_TCP4 ? 12u : 36u)) {
 		snprintf(why, whylen, "v2: addresses cut short");
 		return -1;
 	}
@@ -176,6 +174,8 @@ pp_parse(const unsigned char *buf, size_t len, union pp_addr *src,
 		return 0;
 	memset(src, 0, sizeof(*src));
 	memset(dst, 0, sizeof(*dst));
+	if (buf[12] == V2_LOCAL)	/* its addresses, if any, are ignored */
+		return (long)n;
 	if (buf[13] == V2_TCP4) {
 		src->in.sin_family = dst->in.sin_family = AF_INET;
 		memcpy(&src->in.sin_addr, buf + 16, 4);

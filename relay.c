@@ -694,10 +694,13 @@ session_close(struct session *s)
 		unlist(s);		/* nobody wakes it now */
 	if (atomic_load(&s->failed))
 		reason = s->reason;
-	if (s->rejected)
+	/* A probe (nothing sent, then the end) is no refusal: its close says it. */
+	if (s->rejected && !s->open.probe)
 		atomic_fetch_add(&r->live->stats.refused[s->starved ?
 		    REFUSE_LIMITS : stats_classify(reason)], 1);
-	if (s->rejected && s->starved)
+	if (s->open.probe)
+		;
+	else if (s->rejected && s->starved)
 		log_refusal(r, s->id, s->peer, reason);
 	else if (s->rejected && !s->open.logged_open)
 		log_event(LOG_WARN, r->name, s->id, "reject", "peer=%s "

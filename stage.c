@@ -505,6 +505,7 @@ tls_step(struct stage_state *st, int fd, gnutls_session_t s, int *alerted)
 	}
 	if (rc == TLS_OPEN_FAILED) {
 		*alerted = st->op.alerted;
+		st->c->probe = st->op.probe;
 		handshake_ended(st, 0);
 		finish(st, why);
 		return -1;
@@ -540,6 +541,7 @@ proxy_in(struct stage_state *st)
 	union pp_addr src, dst;
 	ssize_t n;
 	long len;
+	int local;
 
 	if (st->pp == NULL && (st->pp = malloc(PP_MAX)) == NULL) {
 		finish(st, "out of memory");
@@ -548,9 +550,14 @@ proxy_in(struct stage_state *st)
 	n = recv(c->cli, st->pp, PP_MAX, MSG_PEEK | MSG_DONTWAIT);
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		n = -2;
-	if (n == -1 || n == 0) {
-		fail(st, "PROXY header: %s", n == 0 ? "connection closed "
-		    "before it" : log_strerror(errno, eb, sizeof(eb)));
+	if (n == 0 || (n == -1 && errno == ECONNRESET)) {
+		c->probe = 1;	/* a port probe or health check: no refusal */
+		fail(st, "closed before sending anything");
+		return -1;
+	}
+	if (n == -1) {
+		fail(st, "PROXY header: %s", log_strerror(errno, eb,
+		    sizeof(eb)));
 		return -1;
 	}
 	len = n < 0 ? 0 : pp_parse(st->pp, (size_t)n, &src, &dst, why,
@@ -579,14 +586,29 @@ proxy_in(struct stage_state *st)
 	}
 	free(st->pp);
 	st->pp = NULL;
-	c->src = src;
-	c->dst = dst;
-	log_sockaddr(&src.sa, who, sizeof(who));
+	/*
+	 * A v2 LOCAL or v1 UNKNOWN header: the proxy's own connection (a
+	 * health check), whose addresses are the connection's. It is the
+	 * proxy's, not a client's: a proxy in proxy_from may make it, and
+	 * without proxy_from, allow_from applies to the proxy's address.
+	 */
+	local = src.sa.sa_family == AF_UNSPEC;
+	if (!local) {
+		c->src = src;
+		c->dst = dst;
+	}
 	c->logged_open = 1;
-	log_event(LOG_INFO, r->name, c->id, "open", "peer=%s via=%s", who,
-	    c->peer);
-	if (r->allow_from != NULL && !config_cidr_match(r->allow_from,
-	    r->nallow_from, &src.sa)) {
+	if (local) {
+		snprintf(who, sizeof(who), "%s", c->peer);
+		log_event(LOG_INFO, r->name, c->id, "open", "peer=%s "
+		    "proxy=local", who);
+	} else {
+		log_sockaddr(&src.sa, who, sizeof(who));
+		log_event(LOG_INFO, r->name, c->id, "open", "peer=%s via=%s",
+		    who, c->peer);
+	}
+	if (r->allow_from != NULL && !(local && r->proxy_from != NULL) &&
+	    !config_cidr_match(r->allow_from, r->nallow_from, &c->src.sa)) {
 		fail(st, "not in allow_from: %s", who);
 		return -1;
 	}

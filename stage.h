@@ -37,6 +37,7 @@ struct stage_conn {
 	int			 cli_alerted;	/* refused in its handshake, */
 	int			 srv_alerted;	/* and told why */
 	int			 starved;	/* failed for want of descriptors */
+	int			 probe;		/* ended before a byte: a probe */
 	/* The stage's own. */
 	struct stage_state	*st;
 };

@@ -2179,10 +2179,12 @@ handshake_reason(gnutls_session_t s, int ret, unsigned vstatus,
 /*
  * Server side: look at the client's first bytes without taking them, so
  * that a client speaking plaintext to a TLS port gets a reason that says
- * so. 1: a TLS handshake record; 0: nothing yet; -1 with why set.
+ * so. 1: a TLS handshake record; 0: nothing yet; -1 with why set, and
+ * probe set if the client ended (or reset) its connection before sending
+ * a byte: a port probe or a balancer's health check.
  */
 static int
-sniff(gnutls_session_t s, char *why, size_t whylen)
+sniff(gnutls_session_t s, int *probe, char *why, size_t whylen)
 {
 	static const char *const methods[] = { "GET ", "POST", "HEAD", "PUT ",
 	    "DELE", "OPTI", "CONN", "PATC", "TRAC" };
@@ -2196,7 +2198,12 @@ sniff(gnutls_session_t s, char *why, size_t whylen)
 		;
 	if (n == -1 && errno == EAGAIN)
 		return 0;
-	if (n <= 0) {
+	if (n == 0 || (n == -1 && errno == ECONNRESET)) {
+		*probe = 1;
+		snprintf(why, whylen, "closed before sending anything");
+		return -1;
+	}
+	if (n < 0) {
 		snprintf(why, whylen, "handshake: connection closed by peer");
 		return -1;
 	}
@@ -2229,7 +2236,7 @@ tls_open_step(gnutls_session_t s, struct tls_open *op, char *why,
 
 	switch (op->step) {
 	case STEP_SNIFF:
-		if ((ret = sniff(s, why, whylen)) <= 0)
+		if ((ret = sniff(s, &op->probe, why, whylen)) <= 0)
 			goto out;
 		op->step = STEP_HANDSHAKE;
 		/* FALLTHROUGH */

@@ -82,6 +82,7 @@ struct tls_open {
 	int			 known;		/* its PSK identity is ours */
 	unsigned		 vstatus;	/* why its chain failed */
 	int			 resumed;	/* done: a resumed session */
+	int			 probe;		/* ended before sending a byte */
 	char			 identity[256];	/* the PSK identity it gave */
 	char			 peer[384];	/* as logged: peer=... */
 };

@@ -34,18 +34,22 @@
 #     reject peer=127.0.0.1:PORT reason="PROXY header: WHY" and a close
 #     line with that reason, no open line, the echo server not connected,
 #     a good client right after gets its echo and its open line peer=the
-#     claimed address via=127.0.0.1:PORT): nothing then close; v1 cut then
+#     claimed address via=127.0.0.1:PORT): v1 cut then
 #     close (refused at the end: "cut short (27 bytes, then the end of the
 #     stream)"); v2 cut then silence (handshake_timeout = 2: closed after ~2 s,
 #     "none within handshake_timeout"); v1 of 108 bytes (longer than 107)
 #     and 150 bytes without CRLF; a 107-byte v1 (parsed, malformed); v1
-#     UNKNOWN (two forms); v1 UDP4; v1 with a field missing; a bad TCP4
+#     UDP4; v1 with a field missing; a bad TCP4
 #     address; port 65536; v2 of 2049 bytes and of 65551; a v2 of exactly
-#     2048 bytes (NOOP TLV) accepted; v2 LOCAL; v2 UNSPEC, UDP4, unix
+#     2048 bytes (NOOP TLV) accepted; v2 UNSPEC, UDP4, unix
 #     (0x31); v2 version 1; v2 addresses cut short; a TLS record and an
 #     HTTP request (no header). Accepted: a header in two writes 200 ms
 #     apart (v1 and v2), the longest v1 (TCP6, 104 bytes), v2 with TLVs;
 #     what follows a header (another header, binary bytes) is echoed intact.
+#     Nothing then the end is a probe: a close line "closed before sending
+#     anything", no refusal. v1 UNKNOWN (two forms) and v2 LOCAL (with and
+#     without addresses) are the proxy's own connection: accepted, the open
+#     line "peer=127.0.0.1:PORT proxy=local", what follows echoed.
 #  5. allow_from = 10.0.0.0/8 resets 127.0.0.1 ("route=R event=reject
 #     peer=127.0.0.1:P reason="not in allow_from: 127.0.0.1:P"", no
 #     session, no open line); 127.0.0.0/8 lets it in; 127.0.0.1/32 lets in
@@ -486,6 +490,21 @@ good() {
 	    "$(count_lines echo.err 'sink: accept') connections, expected $echoes"
 }
 
+# local NAME: the header in NAME.bin (v2 LOCAL or v1 UNKNOWN: a proxy's own
+# connection) is taken and what follows is echoed intact; the session is
+# the proxy's: "peer=127.0.0.1:PORT proxy=local".
+local_ok() {
+	mark
+	cat data.bin >>"$1.bin"
+	timeout 10 "$HELPERS/ppsink" -c 127.0.0.1 "$P" "$1.bin" >"$1.got" \
+	    2>"$1.err" || fail "$1: $(cat "$1.err")"
+	same_file data.bin "$1.got" "$1: the echo"
+	echoes=$((echoes + 1))
+	wait_since pp 'event=close reason=eof' 1
+	[ "$(count_since pp 'event=open peer=127\.0\.0\.1:[0-9]+ proxy=local$')" \
+	    -eq 1 ] || fail "$1: no open line of the proxy's own: $(since pp)"
+}
+
 # bad NAME WHY: the file NAME.bin sent to route pp (then the end) is
 # refused for "PROXY header: WHY": no open line, no connect, nothing back;
 # a good client right after works.
@@ -513,9 +532,14 @@ bad() {
 
 good 1
 good 2
-# Nothing at all, then the end.
-: >empty.bin
-bad empty 'connection closed before it'
+# Nothing at all, then the end: a probe (a port check), closed without a
+# refusal; a good client right after works.
+mark
+timeout 10 "$HELPERS/ppsink" -c 127.0.0.1 "$P" /dev/null >empty.got 2>empty.err
+wait_since pp 'event=close reason="closed before sending anything" ' 1
+[ "$(count_since pp 'event=(reject|open|connect) ')" -eq 0 ] ||
+    fail "a connection that sent nothing: $(since pp)"
+good 9
 # v1: 108 bytes without CRLF in the first 107; 150 bytes without CRLF;
 # 107 bytes with CRLF: parsed (7 fields), not "longer".
 { printf 'PROXY TCP4 192.0.2.1 127.0.0.1 1 2 '; nchars 71 x; printf '\r\n'; } \
@@ -529,9 +553,9 @@ bad v1long150 'v1 header longer than 107 bytes'
 [ "$(wc -c <v1at107.bin)" -eq 107 ] || fail "test bug: v1at107.bin"
 bad v1at107 'v1: malformed (PROXY TCP4 SRC DST SPORT DPORT)'
 printf 'PROXY UNKNOWN\r\n' >v1unknown.bin
-bad v1unknown 'v1 UNKNOWN: no client address'
+local_ok v1unknown
 printf 'PROXY UNKNOWN 192.0.2.1 127.0.0.1 1 2\r\n' >v1unknown2.bin
-bad v1unknown2 'v1 UNKNOWN: no client address'
+local_ok v1unknown2
 printf 'PROXY UDP4 192.0.2.1 127.0.0.1 1 2\r\n' >v1udp.bin
 bad v1udp 'v1: unknown protocol (TCP4 or TCP6 expected)'
 printf 'PROXY TCP4 192.0.2.1 127.0.0.1 1\r\n' >v1short.bin
@@ -560,7 +584,9 @@ wait_since pp 'event=close reason=eof' 1
 log_has gw3.log "route=pp session=[0-9]+ event=open peer=192\\.0\\.2\\.3:4003 via="
 # v2 LOCAL; UNSPEC, UDP4 and unix families; version 1; addresses cut short
 v2 32 0 0 >v2local.bin
-bad v2local 'v2 LOCAL command: no client address'
+local_ok v2local
+{ v2 32 17 12; ip4 192.0.2.1; ip4 127.0.0.1; be16 1; be16 2; } >v2local4.bin
+local_ok v2local4	# addresses, ignored
 v2 33 0 0 >v2unspec.bin
 bad v2unspec 'v2: unsupported address family and protocol 0x00 (TCP over IPv4 or IPv6 expected)'
 { v2 33 18 12; ip4 192.0.2.1; ip4 127.0.0.1; be16 1; be16 2; } >v2udp.bin

@@ -1231,8 +1231,9 @@ test_pp(void)
 	    why), -1);
 	check_str(&ck, "TLS first: why", why, "missing (the connection "
 	    "starts with a TLS handshake)");
-	parse("PROXY UNKNOWN\r\n", 15, &src, &dst, why);
-	check_str(&ck, "v1 UNKNOWN", why, "v1 UNKNOWN: no client address");
+	check_int(&ck, "v1 UNKNOWN", (int)parse("PROXY UNKNOWN\r\n", 15, &src,
+	    &dst, why), 15);
+	check_int(&ck, "v1 UNKNOWN: no address", src.sa.sa_family, AF_UNSPEC);
 	parse("PROXY TCP4 1.2.3.4 5.6.7.8 1 99999\r\n", 36, &src, &dst, why);
 	check_str(&ck, "v1 bad port", why, "v1: bad port");
 	memset(buf, 'x', sizeof(buf));
@@ -1242,9 +1243,13 @@ test_pp(void)
 	check_str(&ck, "v1 too long: why", why, "v1 header longer than 107 "
 	    "bytes");
 	memcpy(buf, v2, 16);
+	memcpy(buf + 16, v2 + 16, 12);
 	buf[12] = 0x20;
-	parse((const char *)buf, 16, &src, &dst, why);
-	check_str(&ck, "v2 LOCAL", why, "v2 LOCAL command: no client address");
+	check_int(&ck, "v2 LOCAL, cut short", (int)parse((const char *)buf, 16,
+	    &src, &dst, why), 0);
+	check_int(&ck, "v2 LOCAL", (int)parse((const char *)buf, 28, &src, &dst,
+	    why), 28);
+	check_int(&ck, "v2 LOCAL: no address", src.sa.sa_family, AF_UNSPEC);
 	buf[12] = 0x21;
 	buf[13] = 0x31;
 	parse((const char *)buf, 16, &src, &dst, why);
