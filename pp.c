@@ -117,6 +117,7 @@ pp_parse(const unsigned char *buf, size_t len, union pp_addr *src,
 	char line[PP_V1_MAX + 1];
 	const unsigned char *crlf;
 	size_t n;
+	int own;
 
 	if (len == 0)
 		return 0;
@@ -155,7 +156,9 @@ pp_parse(const unsigned char *buf, size_t len, union pp_addr *src,
 		snprintf(why, whylen, "v2: unknown command %u", buf[12] & 0xf);
 		return -1;
 	}
-	if (buf[12] == V2_PROXY && buf[13] != V2_TCP4 && buf[13] != V2_TCP6) {
+	/* LOCAL, or UNSPEC: no client address, the connection's own stand */
+	own = buf[12] == V2_LOCAL || buf[13] == V2_UNSPEC;
+	if (!own && buf[13] != V2_TCP4 && buf[13] != V2_TCP6) {
 		snprintf(why, whylen, "v2: unsupported address family and "
 		    "protocol 0x%02x (TCP over IPv4 or IPv6 expected)", buf[13]);
 		return -1;
@@ -165,8 +168,7 @@ pp_parse(const unsigned char *buf, size_t len, union pp_addr *src,
 		    PP_MAX);
 		return -1;
 	}
-	if (buf[12] == V2_PROXY &&
-	    n - V2_HEADER < (buf[13] == V2_TCP4 ? 12u : 36u)) {
+	if (!own && n - V2_HEADER < (buf[13] == V2_TCP4 ? 12u : 36u)) {
 		snprintf(why, whylen, "v2: addresses cut short");
 		return -1;
 	}
@@ -174,7 +176,7 @@ pp_parse(const unsigned char *buf, size_t len, union pp_addr *src,
 		return 0;
 	memset(src, 0, sizeof(*src));
 	memset(dst, 0, sizeof(*dst));
-	if (buf[12] == V2_LOCAL)	/* its addresses, if any, are ignored */
+	if (own)	/* its addresses, if any, are ignored */
 		return (long)n;
 	if (buf[13] == V2_TCP4) {
 		src->in.sin_family = dst->in.sin_family = AF_INET;

@@ -29,9 +29,10 @@ union pp_addr {
  * needed). Returns the length of the whole header once they hold it, with
  * its addresses in src and dst; 0 while more must come; or -1 with why
  * set: no header, a malformed one, one too long, an address family other
- * than TCP over IPv4 or IPv6. A v2 LOCAL command or v1 UNKNOWN (a
- * proxy's own connection, such as a health check) leaves src and dst
- * AF_UNSPEC: the connection's own addresses stand.
+ * than TCP over IPv4 or IPv6. A v2 LOCAL command, the v2 UNSPEC family
+ * and v1 UNKNOWN (a proxy's own connection, such as a health check, or
+ * one it cannot describe) leave src and dst AF_UNSPEC: the connection's
+ * own addresses stand.
  */
 long pp_parse(const unsigned char *buf, size_t len, union pp_addr *src,
     union pp_addr *dst, char *why, size_t whylen);

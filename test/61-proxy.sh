@@ -41,15 +41,16 @@
 #     and 150 bytes without CRLF; a 107-byte v1 (parsed, malformed); v1
 #     UDP4; v1 with a field missing; a bad TCP4
 #     address; port 65536; v2 of 2049 bytes and of 65551; a v2 of exactly
-#     2048 bytes (NOOP TLV) accepted; v2 UNSPEC, UDP4, unix
+#     2048 bytes (NOOP TLV) accepted; v2 UDP4, unix
 #     (0x31); v2 version 1; v2 addresses cut short; a TLS record and an
 #     HTTP request (no header). Accepted: a header in two writes 200 ms
 #     apart (v1 and v2), the longest v1 (TCP6, 104 bytes), v2 with TLVs;
 #     what follows a header (another header, binary bytes) is echoed intact.
 #     Nothing then the end is a probe: a close line "closed before sending
-#     anything", no refusal. v1 UNKNOWN (two forms) and v2 LOCAL (with and
-#     without addresses) are the proxy's own connection: accepted, the open
-#     line "peer=127.0.0.1:PORT proxy=local", what follows echoed.
+#     anything", no refusal. v1 UNKNOWN (two forms), v2 LOCAL (with and
+#     without addresses) and v2 UNSPEC are the proxy's own connection:
+#     accepted, the open line "peer=127.0.0.1:PORT proxy=local", what
+#     follows echoed.
 #  5. allow_from = 10.0.0.0/8 resets 127.0.0.1 ("route=R event=reject
 #     peer=127.0.0.1:P reason="not in allow_from: 127.0.0.1:P"", no
 #     session, no open line); 127.0.0.0/8 lets it in; 127.0.0.1/32 lets in
@@ -588,7 +589,7 @@ local_ok v2local
 { v2 32 17 12; ip4 192.0.2.1; ip4 127.0.0.1; be16 1; be16 2; } >v2local4.bin
 local_ok v2local4	# addresses, ignored
 v2 33 0 0 >v2unspec.bin
-bad v2unspec 'v2: unsupported address family and protocol 0x00 (TCP over IPv4 or IPv6 expected)'
+local_ok v2unspec	# no address: the connection's own
 { v2 33 18 12; ip4 192.0.2.1; ip4 127.0.0.1; be16 1; be16 2; } >v2udp.bin
 bad v2udp 'v2: unsupported address family and protocol 0x12 (TCP over IPv4 or IPv6 expected)'
 { v2 33 49 216; printf '/tmp/a'; head -c 210 /dev/zero; printf '/tmp/b'

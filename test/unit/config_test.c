@@ -1251,6 +1251,11 @@ test_pp(void)
 	    why), 28);
 	check_int(&ck, "v2 LOCAL: no address", src.sa.sa_family, AF_UNSPEC);
 	buf[12] = 0x21;
+	buf[13] = 0x00;
+	check_int(&ck, "v2 UNSPEC", (int)parse((const char *)buf, 28, &src, &dst,
+	    why), 28);
+	check_int(&ck, "v2 UNSPEC: no address", src.sa.sa_family, AF_UNSPEC);
+	buf[12] = 0x21;
 	buf[13] = 0x31;
 	parse((const char *)buf, 16, &src, &dst, why);
 	check_str(&ck, "v2 unix", why, "v2: unsupported address family and "
