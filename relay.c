@@ -699,7 +699,7 @@ session_close(struct session *s)
 		atomic_fetch_add(&r->live->stats.refused[s->starved ?
 		    REFUSE_LIMITS : stats_classify(reason)], 1);
 	if (s->open.probe)
-		;
+		atomic_fetch_add(&r->live->stats.probes, 1);
 	else if (s->rejected && s->starved)
 		log_refusal(r, s->id, s->peer, reason);
 	else if (s->rejected && !s->open.logged_open)

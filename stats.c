@@ -261,6 +261,13 @@ render(FILE *out)
 			    "reason=\"%s\"} %llu\n", c->routes[i]->name,
 			    refusal_names[k], (unsigned long long)
 			    get(&c->routes[i]->live->stats.refused[k]));
+	family(out, "tlsgate_probes_total", "counter",
+	    "Connections that ended before sending a byte (port probes, "
+	    "balancers' TCP checks): not refusals.");
+	for (i = 0; c != NULL && i < c->nroutes; i++)
+		fprintf(out, "tlsgate_probes_total{route=\"%s\"} %llu\n",
+		    c->routes[i]->name, (unsigned long long)
+		    get(&c->routes[i]->live->stats.probes));
 	family(out, "tlsgate_handshake_duration_seconds", "histogram",
 	    "Time from the start of a TLS handshake to its end, completed "
 	    "or not.");

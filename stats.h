@@ -32,6 +32,7 @@ struct stats_route {
 	atomic_uint_fast64_t	 bytes_up, bytes_down;
 	atomic_uint_fast64_t	 handshakes, handshakes_failed, resumed;
 	atomic_uint_fast64_t	 refused[REFUSE_COUNT];
+	atomic_uint_fast64_t	 probes;	/* ended before sending a byte */
 	struct stats_hist	 handshake, connect;
 };
 

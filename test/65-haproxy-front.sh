@@ -13,11 +13,13 @@
 #     wrap route logged (the client carried through haproxy and tlsgate).
 #  3. haproxy's health checks (a PROXY v2 LOCAL header, then the end,
 #     every 500 ms) leave no warning in the gateways' logs: they are
-#     logged as probes ("closed before sending anything", info).
+#     logged as probes ("closed before sending anything", info), and
+#     gateway a's statistics count them as probes, with no refusal.
 #  4. Gateway a is killed (SIGKILL) while a loader runs through the wrap
 #     route; once haproxy says a is DOWN, a second loader's sessions all
-#     succeed (failed=0) and all go to b. The sessions the first loader
-#     lost in the instant of the kill are reported, not judged.
+#     succeed (failed=0), all go to b, and b logs no warning meanwhile.
+#     The sessions the first loader lost in the instant of the kill (and
+#     what b logs of them) are reported, not judged.
 # timeout: 150
 . "$TESTLIB"
 
@@ -38,6 +40,8 @@ for f in haproxy.cfg unwrap-a.ini unwrap-b.ini wrap.ini; do
 	cmp -s "$EX/$f" "$f" && [ "$f" != haproxy.cfg ] &&
 	    fail "test bug: nothing changed in $f"
 done
+# gateway a serves its statistics too
+sed -i "s|^ticket_key_file = .*|&\nstats = unix:$PWD/a.sock|" unwrap-a.ini
 
 # --- 1. the files are valid -------------------------------------------------------
 
@@ -103,6 +107,13 @@ log_lacks a.log ' warn ' "gateway a logged warnings: $(grep ' warn ' a.log)"
 log_lacks b.log ' warn ' "gateway b logged warnings: $(grep ' warn ' b.log)"
 figure "haproxy-front: $(grep -c 'proxy=local' a.log) health checks on a," \
     "logged at info"
+curl -s --max-time 5 --unix-socket a.sock http://localhost/ >a.prom ||
+    fail "no statistics from gateway a"
+probes=$(sed -n 's/^tlsgate_probes_total{route="unwrap"} \([0-9]*\)$/\1/p' a.prom)
+[ "${probes:-0}" -ge 2 ] ||
+    fail "tlsgate_probes_total of a: ${probes:-none}: $(grep probes a.prom)"
+! grep -Eq '^tlsgate_refusals_total\{.*\} [1-9]' a.prom ||
+    fail "a counted refusals: $(grep -E '^tlsgate_refusals_total\{.*\} [1-9]' a.prom)"
 
 # --- 4. a gateway dies ------------------------------------------------------------
 
@@ -118,11 +129,13 @@ wait_exit "$load1" 60 || true
 lost=$(sed -n 's/.* failed=\([0-9][0-9]*\) .*/\1/p' load1.out)
 [ -n "$lost" ] || fail "the first loader printed nothing: $(cat load1.out load1.err)"
 before=$(opened b)
+warned=$(count_lines b.log " warn ")	# the kill may cut sessions b had begun
 timeout 60 "$HELPERS/load" seq 127.0.0.1 "$PW" 300 >load2.out 2>load2.err ||
     fail "sessions after a was marked down failed: $(cat load2.out load2.err)"
 log_has load2.out 'failed=0 '
 [ $(($(opened b) - before)) -eq 300 ] ||
     fail "b served $(($(opened b) - before)) of the 300 sessions after a died"
-log_lacks b.log ' warn ' "gateway b logged warnings: $(grep ' warn ' b.log)"
+[ "$(count_lines b.log " warn ")" -eq "$warned" ] ||
+    fail "gateway b logged warnings after a was marked down: $(grep " warn " b.log | tail -n 3)"
 figure "haproxy-front: gateway a killed under load: $lost of 3000 sessions" \
     "lost at the kill; 0 of 300 after haproxy marked it down"
