@@ -923,7 +923,8 @@ check_tls(struct parse *p, struct section *sec, struct route *r)
 /*
  * The keys of the transport: the PROXY protocol (send_proxy,
  * accept_proxy, proxy_from), allow_from, reuse_port, and a unix:
- * accept's socket (unix_mode, unix_owner). Every problem is reported; -1 if there was one.
+ * accept's socket (unix_mode, unix_owner). Every problem is reported;
+ * -1 if there was one.
  */
 static int
 check_transport(struct parse *p, struct section *sec, struct route *r)

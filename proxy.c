@@ -229,7 +229,6 @@ explain_proxy(const struct route *r)
 	    "header first" : "";
 }
 
-/* The route in words, for -t -v. */
 /* How an unwrap route's tickets are sealed, for -t -v. */
 static void
 explain_tickets(const struct config *c)
@@ -244,6 +243,7 @@ explain_tickets(const struct config *c)
 		    "its one key");
 }
 
+/* The route in words, for -t -v. */
 static void
 explain(const struct config *c, const struct route *r)
 {

@@ -587,8 +587,8 @@ proxy_in(struct stage_state *st)
 	free(st->pp);
 	st->pp = NULL;
 	/*
-	 * A v2 LOCAL or v1 UNKNOWN header: the proxy's own connection (a
-	 * health check), whose addresses are the connection's. It is the
+	 * A v2 LOCAL or UNSPEC or a v1 UNKNOWN header: the proxy's own
+	 * connection (a health check), whose addresses are the connection's. It is the
 	 * proxy's, not a client's: a proxy in proxy_from may make it, and
 	 * without proxy_from, allow_from applies to the proxy's address.
 	 */

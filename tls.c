@@ -370,17 +370,18 @@ ticket_key_make(struct tls_ctx *c, const struct tls_conf *r)
 	len += sizeof(digest);
 	ret = gnutls_hmac_fast(GNUTLS_MAC_SHA512, master, TICKET_KEY_SIZE,
 	    msg, len, c->ticket_key);
-	if (ret == 0 && r->tickets != NULL && r->tickets->n == 2)
-		ret = gnutls_hmac_fast(GNUTLS_MAC_SHA512, r->tickets->key[1],
-		    TICKET_KEY_SIZE, msg, len, c->ticket_prev_key);
 	if (ret < 0)
 		return ret;
 	c->ticket.data = c->ticket_key;
 	c->ticket.size = sizeof(c->ticket_key);
-	if (r->tickets != NULL && r->tickets->n == 2) {
-		c->ticket_prev.data = c->ticket_prev_key;
-		c->ticket_prev.size = sizeof(c->ticket_prev_key);
-	}
+	if (r->tickets == NULL || r->tickets->n < 2)
+		return 0;
+	ret = gnutls_hmac_fast(GNUTLS_MAC_SHA512, r->tickets->key[1],
+	    TICKET_KEY_SIZE, msg, len, c->ticket_prev_key);
+	if (ret < 0)
+		return ret;
+	c->ticket_prev.data = c->ticket_prev_key;
+	c->ticket_prev.size = sizeof(c->ticket_prev_key);
 	return 0;
 }
 
@@ -1699,8 +1700,10 @@ tls_tickets_generate(const char *path, int *kept, char *why, size_t whylen)
 	if ((fd = mkstemp(tmp)) == -1 || (f = fdopen(fd, "w")) == NULL) {
 		snprintf(why, whylen, "%s: %s", tmp, log_strerror(errno, eb,
 		    sizeof(eb)));
-		if (fd != -1)
+		if (fd != -1) {
 			(void)close(fd);
+			(void)unlink(tmp);
+		}
 		explicit_bzero(&t, sizeof(t));
 		return -1;
 	}

@@ -187,14 +187,7 @@ gw_start rb rb.ini
 	tls_connect "$PA"
 } >w.ini
 gw_start w w.ini
-i=0
-while [ "$i" -lt 40 ]; do
-	i=$((i + 1))
-	printf 'line %s\n' "$i" >req
-	timeout 10 "$HELPERS/halfclose" 127.0.0.1 "$PW" <req >got 2>cli.err ||
-	    fail "session $i through the wrap route: $(cat cli.err)"
-	same_file req got "session $i through the wrap route"
-done
+echo_each "$PW" 40 "through the wrap route"
 ra=$(count_lines ra.log 'resumed=yes')
 rb=$(count_lines rb.log 'resumed=yes')
 [ "$ra" -gt 0 ] && [ "$rb" -gt 0 ] ||

@@ -67,14 +67,7 @@ gw_start w wrap.ini
 opened() {	# opened NAME: sessions NAME opened
 	count_lines "$1.log" 'route=unwrap session=[0-9]+ event=open peer=127\.0\.0\.1:[0-9]+ via='
 }
-i=0
-while [ "$i" -lt 40 ]; do
-	i=$((i + 1))
-	printf 'session %s\n' "$i" >req
-	timeout 10 "$HELPERS/halfclose" 127.0.0.1 "$PW" <req >got 2>cli.err ||
-	    fail "session $i: $(cat cli.err)"
-	same_file req got "session $i through haproxy"
-done
+echo_each "$PW" 40 "through haproxy"
 [ "$(opened a)" -gt 0 ] && [ "$(opened b)" -gt 0 ] ||
     fail "not both gateways served: $(opened a) and $(opened b) of 40"
 ra=$(count_lines a.log 'event=tls .*resumed=yes')

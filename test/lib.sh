@@ -15,6 +15,8 @@
 #   wait_port PORT [SECS]        wait until something listens on PORT
 #   no_answer PORT               a listener whose connections never complete
 #   client_hello FILE            a real ClientHello (gnutls-cli's), captured
+#   echo_each PORT N WHAT        N sessions in turn, each echoed whole
+#   ssl_save FILE PORT LINE      an openssl s_client session saved in FILE
 #   wait_exit PID [SECS]         wait for PID to end; returns its status
 #   proc_alive PID, stop [-SIG] PID..., count_lines FILE ERE, now_ms
 #   log_has/log_lacks FILE ERE, same_file A B, expect_rc WANT GOT WHAT
@@ -384,6 +386,20 @@ ssl_save() {
 	grep -q '^New, TLSv1.3' "$1.out" ||
 	    fail "$1: not a new TLS 1.3 session: $(grep -E '^(New|Reused)' \
 	    "$1.out")"
+}
+
+# echo_each PORT N WHAT: N sessions to PORT one after another, each
+# sending its own line and shutting its write side (halfclose); each must
+# get its line back whole from an echo server behind.
+echo_each() {
+	_i=0
+	while [ "$_i" -lt "$2" ]; do
+		_i=$((_i + 1))
+		printf 'session %s\n' "$_i" >req
+		timeout 10 "$HELPERS/halfclose" 127.0.0.1 "$1" <req >got \
+		    2>cli.err || fail "session $_i $3: $(cat cli.err)"
+		same_file req got "session $_i $3"
+	done
 }
 
 # --- a ClientHello --------------------------------------------------
