@@ -1143,6 +1143,7 @@ main(int argc, char *argv[])
 		    log_strerror(errno, eb, sizeof(eb)));
 		return 1;
 	}
+	relay_no_preempt();	/* the accept loop: see relay.h */
 	take_passed_fds();
 	if (apply_listeners(c) == -1 || open_stats(c) == -1 ||
 	    drop_privileges(c) == -1) {

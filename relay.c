@@ -41,6 +41,7 @@
 #include <stddef.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -737,11 +738,19 @@ copy_main(void *arg)
 	return NULL;
 }
 
+void
+relay_no_preempt(void)
+{
+	(void)pthread_setschedparam(pthread_self(), SCHED_BATCH,
+	    &(struct sched_param){ .sched_priority = 0 });
+}
+
 static void *
 worker_main(void *arg)
 {
 	struct worker *w = arg;
 
+	relay_no_preempt();
 	for (;;) {
 		w->fn(w->arg);
 		pthread_mutex_lock(&pool_lock);
