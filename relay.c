@@ -152,10 +152,22 @@ struct session {
 };
 
 
-static pthread_mutex_t	 lock = PTHREAD_MUTEX_INITIALIZER;
+/*
+ * Open sessions (fds valid, may be shut), on one of STRIPES lists by
+ * their id, each under its own lock: a session takes its stripe's lock
+ * to be listed and to be unlisted, and sessions on different CPUs seldom
+ * meet on one.
+ */
+#define STRIPES		16
+static struct stripe {
+	pthread_mutex_t	 lock;
+	struct session	*live;
+} __attribute__((aligned(64))) stripes[STRIPES];
+static atomic_int	 stopping;	/* relay_shutdown_all() has run */
+
+/* For relay_wait(): signalled when the last session ends. */
+static pthread_mutex_t	 wait_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t	 idle_cond;
-static struct session	*live;		/* open ones: fds valid, may be shut */
-static int		 stopping;	/* relay_shutdown_all() has run */
 static atomic_uint	 nlive;		/* counted until fully freed */
 static unsigned		 max_sessions = 10000;
 static atomic_uint_fast64_t next_id = 1;
@@ -179,15 +191,23 @@ static pthread_attr_t	 thread_attr;
 
 /* A thread of the pool: runs fn(arg), then waits for the next job. */
 struct worker {
-	struct worker	*next;		/* idle list, under pool_lock */
+	struct worker	*next;		/* on returned, or idle_workers */
 	sem_t		 go;		/* posted when fn is set */
 	void		*(*fn)(void *);
 	void		*arg;
 };
 
+/*
+ * Idle threads. One that has finished pushes itself on returned, with
+ * no lock; a session's two threads are taken from idle_workers under
+ * pool_lock, once per session, and idle_workers is refilled with all of
+ * returned at once when it runs dry (an exchange, so the lock-free stack
+ * has no ABA problem: it is only ever pushed to or emptied whole).
+ */
 static pthread_mutex_t	 pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct worker	*idle_workers;
-static unsigned		 nidle, nworkers;
+static struct worker	*idle_workers;		/* under pool_lock */
+static _Atomic(struct worker *) returned;
+static atomic_uint	 nidle, nworkers;	/* idle: on either list */
 
 /*
  * Memory a burst of sessions leaves free goes back to the system once
@@ -233,10 +253,15 @@ int
 relay_init(void)
 {
 	pthread_condattr_t ca;
-	int rc;
+	int i, rc;
 
 	if ((reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1)
 		return -1;
+	for (i = 0; i < STRIPES; i++)
+		if ((rc = pthread_mutex_init(&stripes[i].lock, NULL)) != 0) {
+			errno = rc;
+			return -1;
+		}
 	if (sysconf(_SC_PAGESIZE) > 0)
 		page_size = (size_t)sysconf(_SC_PAGESIZE);
 	if (stage_init(0, open_socket) == -1)
@@ -258,9 +283,13 @@ relay_init(void)
 void
 relay_set_max_sessions(unsigned n)
 {
-	pthread_mutex_lock(&lock);
-	max_sessions = n;
-	pthread_mutex_unlock(&lock);
+	max_sessions = n;	/* the accept loop's: it reads it */
+}
+
+static struct stripe *
+stripe_of(const struct session *s)
+{
+	return &stripes[s->id % STRIPES];
 }
 
 /*
@@ -290,8 +319,8 @@ wake(const struct end *e)
 /*
  * Record why the session ends and stop both directions at once, with a
  * reset. The first reason wins, but a FAILED_WEAK one gives way to the
- * first FAILED. Called with lock held, which keeps the descriptors open
- * meanwhile.
+ * first FAILED. Called with s's stripe locked, which keeps the
+ * descriptors open meanwhile.
  */
 static void
 fail_locked(struct session *s, int how, const char *why)
@@ -321,9 +350,9 @@ session_fail(struct session *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	pthread_mutex_lock(&lock);
+	pthread_mutex_lock(&stripe_of(s)->lock);
 	fail_locked(s, FAILED, why);
-	pthread_mutex_unlock(&lock);
+	pthread_mutex_unlock(&stripe_of(s)->lock);
 }
 
 /*
@@ -337,10 +366,10 @@ session_fail_tls(struct session *s, struct end *e, int err)
 	char why[sizeof(s->reason)];
 
 	snprintf(why, sizeof(why), "%s: %s", e->name, gnutls_strerror(err));
-	pthread_mutex_lock(&lock);
+	pthread_mutex_lock(&stripe_of(s)->lock);
 	fail_locked(s, err == GNUTLS_E_INVALID_SESSION ? FAILED_WEAK : FAILED,
 	    why);
-	pthread_mutex_unlock(&lock);
+	pthread_mutex_unlock(&stripe_of(s)->lock);
 }
 
 /*
@@ -370,14 +399,16 @@ log_refusal(const struct route *r, uint64_t id, const char *peer,
 static void
 unlist(struct session *s)
 {
-	pthread_mutex_lock(&lock);
+	struct stripe *st = stripe_of(s);
+
+	pthread_mutex_lock(&st->lock);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else
-		live = s->next;
+		st->live = s->next;
 	if (s->next != NULL)
 		s->next->prev = s->prev;
-	pthread_mutex_unlock(&lock);
+	pthread_mutex_unlock(&st->lock);
 }
 
 static void
@@ -386,9 +417,9 @@ uncount(struct route *r)
 	atomic_fetch_sub(&r->live->n, 1);
 	if (atomic_fetch_sub(&nlive, 1) == 1) {
 		atomic_store(&quiet_since, mono_ms());
-		pthread_mutex_lock(&lock);	/* for relay_wait() */
+		pthread_mutex_lock(&wait_lock);
 		pthread_cond_broadcast(&idle_cond);
-		pthread_mutex_unlock(&lock);
+		pthread_mutex_unlock(&wait_lock);
 	}
 }
 
@@ -753,18 +784,16 @@ worker_main(void *arg)
 	relay_no_preempt();
 	for (;;) {
 		w->fn(w->arg);
-		pthread_mutex_lock(&pool_lock);
-		if (nidle >= IDLE_THREADS) {
-			nworkers--;
-			pthread_mutex_unlock(&pool_lock);
+		if (atomic_fetch_add(&nidle, 1) >= IDLE_THREADS) {
+			atomic_fetch_sub(&nidle, 1);
+			atomic_fetch_sub(&nworkers, 1);
 			break;
 		}
-		w->next = idle_workers;
-		idle_workers = w;
-		nidle++;
-		pthread_mutex_unlock(&pool_lock);
 		/* Named so that ps, top -H and the tests tell idle from busy. */
 		(void)pthread_setname_np(pthread_self(), "tlsgate:idle");
+		w->next = atomic_load(&returned);
+		while (!atomic_compare_exchange_weak(&returned, &w->next, w))
+			;
 		while (sem_wait(&w->go) == -1)
 			;	/* EINTR */
 		(void)pthread_setname_np(pthread_self(), "tlsgate");
@@ -774,25 +803,32 @@ worker_main(void *arg)
 	return NULL;
 }
 
-/* Run fn(arg) in a thread of its own: an idle one, or a new one. */
+/* Take up to n idle threads into w; returns how many. */
+static unsigned
+take_idle(struct worker **w, unsigned n)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&pool_lock);
+	for (i = 0; i < n; i++) {
+		if (idle_workers == NULL)
+			idle_workers = atomic_exchange(&returned, NULL);
+		if ((w[i] = idle_workers) == NULL)
+			break;
+		idle_workers = w[i]->next;
+	}
+	pthread_mutex_unlock(&pool_lock);
+	atomic_fetch_sub(&nidle, i);
+	return i;
+}
+
+/* A new thread of the pool, running fn(arg). Returns 0 or an errno. */
 static int
-spawn(void *(*fn)(void *), void *arg)
+worker_new(void *(*fn)(void *), void *arg)
 {
 	struct worker *w;
 	int rc;
 
-	pthread_mutex_lock(&pool_lock);
-	if ((w = idle_workers) != NULL) {
-		idle_workers = w->next;
-		nidle--;
-	}
-	pthread_mutex_unlock(&pool_lock);
-	if (w != NULL) {
-		w->fn = fn;
-		w->arg = arg;
-		(void)sem_post(&w->go);		/* w runs fn(arg) now */
-		return 0;
-	}
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return ENOMEM;
 	if (sem_init(&w->go, 0, 0) == -1) {
@@ -802,20 +838,38 @@ spawn(void *(*fn)(void *), void *arg)
 	}
 	w->fn = fn;
 	w->arg = arg;
-	pthread_mutex_lock(&pool_lock);
-	nworkers++;
-	pthread_mutex_unlock(&pool_lock);
+	atomic_fetch_add(&nworkers, 1);
 	if ((rc = pthread_create(&(pthread_t){0}, &thread_attr, worker_main,
 	    w)) != 0) {
-		pthread_mutex_lock(&pool_lock);
-		nworkers--;
-		pthread_mutex_unlock(&pool_lock);
+		atomic_fetch_sub(&nworkers, 1);
 		(void)sem_destroy(&w->go);
 		free(w);
 	}
 	return rc;
 }
 
+/*
+ * Run fn(arg[i]) for each i < n (at most 2), each in a thread of its
+ * own: idle ones first, then new ones. Returns how many started, in
+ * order; when fewer than n, *rc says why the next did not.
+ */
+static unsigned
+spawn(void *(*fn)(void *), void *const *arg, unsigned n, int *rc)
+{
+	struct worker *w[2];
+	unsigned i, k;
+
+	k = take_idle(w, n);
+	for (i = 0; i < k; i++) {
+		w[i]->fn = fn;
+		w[i]->arg = arg[i];
+		(void)sem_post(&w[i]->go);	/* it runs fn(arg[i]) now */
+	}
+	for (; i < n; i++)
+		if ((*rc = worker_new(fn, arg[i])) != 0)
+			break;
+	return i;
+}
 
 /*
  * The stage is done with the session (on its thread): take what it
@@ -827,8 +881,9 @@ opened(struct stage_conn *c, const char *why)
 {
 	struct session *s = (struct session *)(void *)((char *)c -
 	    offsetof(struct session, open));
+	struct stripe *st;
 	char eb[128];
-	int i, rc;
+	int i, rc = 0;
 
 	s->cli.tls = c->cli_tls;
 	s->cli.alerted = c->cli_alerted;
@@ -843,16 +898,17 @@ opened(struct stage_conn *c, const char *why)
 		return;
 	}
 	/* Open: on the list that the end of the shutdown grace walks. */
-	pthread_mutex_lock(&lock);
-	s->next = live;
-	if (live != NULL)
-		live->prev = s;
-	live = s;
+	st = stripe_of(s);
+	pthread_mutex_lock(&st->lock);
+	s->next = st->live;
+	if (st->live != NULL)
+		st->live->prev = s;
+	st->live = s;
 	s->listed = 1;
-	if (stopping)
+	if (atomic_load(&stopping))
 		fail_locked(s, FAILED, "shutdown");
 	why = atomic_load(&s->failed) ? s->reason : NULL;
-	pthread_mutex_unlock(&lock);
+	pthread_mutex_unlock(&st->lock);
 	if (why != NULL) {
 		s->rejected = 1;
 		session_close(s);
@@ -874,9 +930,8 @@ opened(struct stage_conn *c, const char *why)
 	    s->small[1], s->buf[1], &s->big[1],
 	    &s->route->live->stats.bytes_down };
 	atomic_store(&s->running, 2);
-	for (i = 0; i < 2; i++) {
-		if ((rc = spawn(copy_main, &s->dir[i])) == 0)
-			continue;
+	if ((i = (int)spawn(copy_main, (void *const[]){ &s->dir[0],
+	    &s->dir[1] }, 2, &rc)) < 2) {
 		session_fail(s, "no thread: %s",
 		    log_strerror(rc, eb, sizeof(eb)));
 		s->starved = 1;
@@ -884,7 +939,6 @@ opened(struct stage_conn *c, const char *why)
 		/* The one not started, and the other if there is none. */
 		if (atomic_fetch_sub(&s->running, 2 - i) == 2 - i)
 			session_close(s);
-		break;
 	}
 }
 
@@ -1069,9 +1123,7 @@ relay_tidy(void)
 	now = mono_ms();
 	if (since == 0 || now - since < TIDY_MS)
 		return since == 0 ? TIDY_MS : (long)(TIDY_MS - (now - since));
-	pthread_mutex_lock(&pool_lock);
-	busy = nworkers - nidle;
-	pthread_mutex_unlock(&pool_lock);
+	busy = atomic_load(&nworkers) - atomic_load(&nidle);
 	if (busy > 0)
 		return TIDY_MS;
 	while (atomic_load(&nspare) > SPARE_KEEP && (s = spare_pop()) != NULL)
@@ -1104,12 +1156,13 @@ relay_wait(long ms)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000;
 	}
-	pthread_mutex_lock(&lock);
+	pthread_mutex_lock(&wait_lock);
 	while (atomic_load(&nlive) > 0)
-		if (pthread_cond_timedwait(&idle_cond, &lock, &ts) == ETIMEDOUT)
+		if (pthread_cond_timedwait(&idle_cond, &wait_lock, &ts) ==
+		    ETIMEDOUT)
 			break;
 	n = atomic_load(&nlive);
-	pthread_mutex_unlock(&lock);
+	pthread_mutex_unlock(&wait_lock);
 	return n;
 }
 
@@ -1118,10 +1171,15 @@ relay_shutdown_all(void)
 {
 	struct session *s;
 
-	pthread_mutex_lock(&lock);
-	stopping = 1;		/* and those about to be listed */
-	for (s = live; s != NULL; s = s->next)
-		fail_locked(s, FAILED, "shutdown");
-	pthread_mutex_unlock(&lock);
+	unsigned i;
+
+	/* First, so that a session listed after its stripe's walk sees it. */
+	atomic_store(&stopping, 1);
+	for (i = 0; i < STRIPES; i++) {
+		pthread_mutex_lock(&stripes[i].lock);
+		for (s = stripes[i].live; s != NULL; s = s->next)
+			fail_locked(s, FAILED, "shutdown");
+		pthread_mutex_unlock(&stripes[i].lock);
+	}
 	stage_stop();		/* and those the stage is opening */
 }

@@ -20,7 +20,8 @@ int relay_init(void);
  */
 void relay_no_preempt(void);
 
-/* The global session limit (from [gateway] max_sessions). */
+/* The global session limit (from [gateway] max_sessions); the accept
+   loop's thread only. */
 void relay_set_max_sessions(unsigned n);
 
 /*
