@@ -2125,12 +2125,20 @@ tls_wait(gnutls_session_t s)
 
 	if (rb->len > 0 || rb->held || gnutls_record_check_pending(s) > 0)
 		return;
-	if ((r = recv(rb->fd, rb->data, sizeof(rb->data), 0)) > 0) {
+	/*
+	 * Again after EINTR (a stop and continue of the process, a
+	 * debugger): returning would send the thread into GnuTLS's own read,
+	 * which waits holding a record buffer of 16 KiB.
+	 */
+	while ((r = recv(rb->fd, rb->data, sizeof(rb->data), 0)) == -1 &&
+	    errno == EINTR)
+		;
+	if (r > 0) {
 		rb->off = 0;
 		rb->len = (size_t)r;
 		if (rb->len > rb->used)
 			rb->used = rb->len;
-	} else if (r == 0 || errno != EINTR) {
+	} else {
 		rb->held = 1;
 		rb->held_ret = r;
 		rb->held_errno = errno;
