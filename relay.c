@@ -1170,7 +1170,6 @@ void
 relay_shutdown_all(void)
 {
 	struct session *s;
-
 	unsigned i;
 
 	/* First, so that a session listed after its stripe's walk sees it. */

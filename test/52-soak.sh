@@ -32,12 +32,7 @@ tsan) half=500 conc=200 ;;
 esac
 # The gateway holds 4 descriptors a concurrent session (2 per route), the
 # echo server 1: raise the soft limit for them all.
-need=$((4 * conc + 64))
-# shellcheck disable=SC3045 # dash's and bash's ulimit have -n and -H
-ulimit -n "$(ulimit -Hn)" 2>/dev/null
-# shellcheck disable=SC3045
-[ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge "$need" ] ||
-    skip "$need descriptors needed, the hard limit is $(ulimit -Hn)"
+need_fds $((4 * conc + 64))
 
 ports A B C
 # 1,000 handshakes at once may take more than the default 10 s on 2 busy
@@ -100,12 +95,7 @@ wait_count gw.log 'event=idle rss=' $((tidied + 1)) 30
 rss3=$(proc_rss "$gw")
 figure "soak: after $conc at once: fds=$(proc_fds "$gw") threads=$(proc_threads "$gw") rss=$rss3 KiB"
 
-for r in wrap unwrap; do
-	n=$(count_lines gw.log "route=$r .*event=close reason=eof up=32 down=32 ")
-	[ "$n" -eq "$sessions" ] ||
-	    fail "$r: $n of $sessions sessions closed with reason=eof up=32 down=32:
-$(grep -E "route=$r .*event=close" gw.log | grep -v 'reason=eof up=32 down=32 ' | head -n 5)"
-done
+closed_clean gw.log "$sessions" 32
 log_lacks gw.log 'event=reject'
 proc_alive "$gw" || fail "tlsgate died"
 

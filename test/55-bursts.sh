@@ -19,12 +19,7 @@ case $(sanitizer) in
 asan) bursts=3 conc=300 ;;
 tsan) bursts=3 conc=200 ;;
 esac
-need=$((4 * conc + 64))
-# shellcheck disable=SC3045 # dash's and bash's ulimit have -n and -H
-ulimit -n "$(ulimit -Hn)" 2>/dev/null
-# shellcheck disable=SC3045
-[ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge "$need" ] ||
-    skip "$need descriptors needed, the hard limit is $(ulimit -Hn)"
+need_fds $((4 * conc + 64))
 
 ports A B C
 {
@@ -71,11 +66,7 @@ while [ "$i" -lt "$bursts" ]; do
 done
 figure "bursts: KiB over idle after each burst: $all"
 log_lacks gw.log 'event=reject'
-for r in wrap unwrap; do
-	n=$(count_lines gw.log "route=$r .*event=close reason=eof up=32 down=32 ")
-	[ "$n" -eq "$sessions" ] ||
-	    fail "$r: $n of $sessions sessions closed with reason=eof"
-done
+closed_clean gw.log "$sessions" 32
 log_lacks gw.log 'resumed=yes'
 
 [ -z "$(sanitizer)" ] || exit 0

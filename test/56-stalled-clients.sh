@@ -14,12 +14,7 @@
 . "$TESTLIB"
 
 stalled=1000
-need=$((stalled + 256))
-# shellcheck disable=SC3045 # dash's and bash's ulimit have -n and -H
-ulimit -n "$(ulimit -Hn)" 2>/dev/null
-# shellcheck disable=SC3045
-[ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge "$need" ] ||
-    skip "$need descriptors needed, the hard limit is $(ulimit -Hn)"
+need_fds $((stalled + 256))
 
 ports A B C
 {

@@ -20,12 +20,7 @@ conc=300
 case $(sanitizer) in
 tsan) conc=100 ;;
 esac
-need=$((4 * conc + 64))
-# shellcheck disable=SC3045 # dash's and bash's ulimit have -n and -H
-ulimit -n "$(ulimit -Hn)" 2>/dev/null
-# shellcheck disable=SC3045
-[ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge "$need" ] ||
-    skip "$need descriptors needed, the hard limit is $(ulimit -Hn)"
+need_fds $((4 * conc + 64))
 
 ports A B C
 demo_routes "$A" "$B" "$C" >routes.ini
@@ -52,10 +47,7 @@ figure "stop-cont: $conc idle chain sessions: VmRSS $rss0 KiB before two stops, 
 wait_exit "$load" 60 || fail "conc: $(cat conc.out) $(head -n 5 conc.err)"
 for r in wrap unwrap; do
 	wait_count gw.log "route=$r .*event=close" "$conc" 30
-	n=$(count_lines gw.log "route=$r .*event=close reason=eof up=32 down=32 ")
-	[ "$n" -eq "$conc" ] ||
-	    fail "$r: $n of $conc sessions closed with reason=eof up=32 down=32:
-$(grep -E "route=$r .*event=close" gw.log | grep -v 'reason=eof up=32 down=32 ' | head -n 5)"
 done
+closed_clean gw.log "$conc" 32
 log_lacks gw.log 'event=reject'
 proc_alive "$gw" || fail "tlsgate died"

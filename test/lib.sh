@@ -201,6 +201,18 @@ wait_count() {	# wait_count FILE ERE N [SECS]
 	wait_for "${4:-10}" "$3 lines /$2/ in $1" _has_count "$1" "$2" "$3"
 }
 
+# closed_clean LOG N BYTES: on both routes of the demo chain (wrap and
+# unwrap), all N sessions logged in LOG closed with reason=eof and BYTES
+# each way; else fail with the first that did not.
+closed_clean() {
+	for _r in wrap unwrap; do
+		_n=$(count_lines "$1" "route=$_r .*event=close reason=eof up=$3 down=$3 ")
+		[ "$_n" -eq "$2" ] ||
+		    fail "$_r: $_n of $2 sessions closed with reason=eof up=$3 down=$3:
+$(grep -E "route=$_r .*event=close" "$1" | grep -v "reason=eof up=$3 down=$3 " | head -n 5)"
+	done
+}
+
 _listening() {
 	[ -n "$(ss -ltnH "sport = :$1" 2>/dev/null)" ]
 }
@@ -483,6 +495,16 @@ sanitizer() {
 	elif grep -aqF __asan_init "$TLSGATE"; then
 		echo asan
 	fi
+}
+
+# need_fds N: raise this test's soft open-files limit to the hard one,
+# and skip the test when that still allows fewer than N descriptors.
+need_fds() {
+	# shellcheck disable=SC3045 # dash's and bash's ulimit have -n and -H
+	ulimit -n "$(ulimit -Hn)" 2>/dev/null
+	# shellcheck disable=SC3045
+	[ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge "$1" ] ||
+	    skip "$1 descriptors needed, the hard limit is $(ulimit -Hn)"
 }
 
 proc_fds() {	# proc_fds PID: how many descriptors PID has open
