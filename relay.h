@@ -13,11 +13,11 @@ int relay_init(void);
  * running on its CPU (SCHED_BATCH, same priority): it runs when that
  * thread blocks or its time slice ends. The copy threads and the accept
  * loop are such threads (and the stats server's, which the accept loop
- * starts); the stage's are not. Every new session wakes
- * two copy threads, and with preemption each wake-up cost a context
- * switch of the thread that made it (here, in a virtual machine, the
- * dearest part of a resumed session): without it the waker finishes its
- * work first. No privilege is needed, and a failure changes nothing.
+ * starts); the stage's are not. Every new session wakes two copy
+ * threads, and with preemption each wake-up cost a context switch of the
+ * thread that made it (here, in a virtual machine, the dearest part of a
+ * resumed session): without it the waker finishes its work first. No
+ * privilege is needed, and a failure changes nothing.
  */
 void relay_no_preempt(void);
 
